@@ -23,11 +23,12 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from asr_bl.nn import BigLittleModule, MergeConfig, channel_matching
 from asr_bl.vision.blocks import Bottleneck, make_stage
-from asr_bl.vision.bl_stage import build_bl_stage
 
 __all__ = [
     "STAGE_DEPTHS",
+    "PLAIN_STAGE_DEPTHS",
     "BLNetConfig",
     "ResNetConfig",
     "BLNet",
@@ -51,21 +52,29 @@ __all__ = [
     "MODELS",
 ]
 
-#: Bottleneck counts per stage for each depth (the bL-Nets keep ResNet's counts).
+#: Bottleneck counts per stage of the bL-Nets (official code). For 101 and 152 they differ from
+#: ResNet's: the deeper Big-Branch stages trade blocks of stage 3 for blocks of stages 1-2.
 STAGE_DEPTHS: Dict[int, Tuple[int, int, int, int]] = {
     50: (3, 4, 6, 3),
     101: (4, 8, 18, 3),
     152: (5, 12, 30, 3),
+}
+#: Bottleneck counts per stage of the plain ResNets (He et al.; torchvision).
+PLAIN_STAGE_DEPTHS: Dict[int, Tuple[int, int, int, int]] = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
 }
 #: Inner width of the four stages of a ResNet; stage outputs are 4x these.
 STAGE_WIDTHS = (64, 128, 256, 512)
 SE_REDUCTION = 16
 
 
-def _stage_depths(depth: int) -> Tuple[int, int, int, int]:
-    if depth not in STAGE_DEPTHS:
-        raise ValueError(f"unsupported depth {depth}; expected one of {sorted(STAGE_DEPTHS)}")
-    return STAGE_DEPTHS[depth]
+def _stage_depths(depth: int, plain: bool = False) -> Tuple[int, int, int, int]:
+    table = PLAIN_STAGE_DEPTHS if plain else STAGE_DEPTHS
+    if depth not in table:
+        raise ValueError(f"unsupported depth {depth}; expected one of {sorted(table)}")
+    return table[depth]
 
 
 @dataclass
@@ -117,7 +126,7 @@ class ResNetConfig:
     num_classes: int = 1000
 
     def __post_init__(self) -> None:
-        _stage_depths(self.depth)
+        _stage_depths(self.depth, plain=True)
 
 
 def _conv_bn(
@@ -224,13 +233,14 @@ class BLNet(nn.Module):
             se_reduction=se,
             shortcut_style="avgpool",
         )
-        return build_bl_stage(
+        # The shared bL core: ReLU(up(big) + little_e(little)), Big up-sampled to the Little
+        # map's exact size (so odd input sizes agree too), then the fusion bottleneck.
+        return BigLittleModule(
             big=big,
             little=little,
-            little_channels=little_channels,
-            out_channels=out_channels,
+            little_e=channel_matching(little_channels, out_channels),
+            config=MergeConfig.vision(mode="add", resample_mode=cfg.upsample),
             fusion=fusion,
-            upsample=cfg.upsample,
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -258,7 +268,7 @@ class ResNet(nn.Module):
     def __init__(self, config: ResNetConfig) -> None:
         super().__init__()
         self.config = config
-        depths = _stage_depths(config.depth)
+        depths = _stage_depths(config.depth, plain=True)
         self.conv1, self.bn1 = _conv_bn(3, STAGE_WIDTHS[0], 7, stride=2)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -363,12 +373,12 @@ def resnet50(num_classes: int = 1000) -> ResNet:
 
 
 def resnet101(num_classes: int = 1000) -> ResNet:
-    """ResNet-101 (torchvision layout)."""
+    """ResNet-101 (stages 3-4-23-3; 7.80 GMACs, 44.55M params; torchvision layout)."""
     return _plain(101, 1, 64, False, num_classes)
 
 
 def resnet152(num_classes: int = 1000) -> ResNet:
-    """ResNet-152 (torchvision layout)."""
+    """ResNet-152 (stages 3-8-36-3; torchvision layout)."""
     return _plain(152, 1, 64, False, num_classes)
 
 
