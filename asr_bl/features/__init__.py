@@ -11,8 +11,28 @@ from asr_bl.features.fbank import (
     num_frames_from_duration,
     stack_deltas,
 )
+from asr_bl.features.pipeline import (
+    CmvnStats,
+    FeatureLoader,
+    apply_cmvn,
+    compute_and_store,
+    compute_cmvn_stats,
+    cut_num_frames,
+    feature_paths,
+    side_key,
+    utterance_cuts,
+)
 
 __all__ = [
+    "CmvnStats",
+    "FeatureLoader",
+    "apply_cmvn",
+    "compute_and_store",
+    "compute_cmvn_stats",
+    "cut_num_frames",
+    "feature_paths",
+    "side_key",
+    "utterance_cuts",
     "CMVN_MODES",
     "FbankConfig",
     "compute_deltas",

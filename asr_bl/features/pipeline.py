@@ -1,0 +1,315 @@
+"""Utterance cuts, precomputed (lilcom) features, per-conversation-side CMVN, and the network input.
+
+Layout of a precomputed feature directory (``data/fbank``)::
+
+    {corpus}_cuts_{part}.jsonl.gz     one MonoCut per supervision, log-mel features attached
+    {corpus}_feats_{part}.lca         the lilcom-compressed log-mel matrices (lhotse LilcomChunkyWriter;
+                                      a directory of .npy files where lilcom is not installed)
+    {corpus}_cmvn_{part}.npz          CMVN statistics per conversation side (recording id + channel)
+    {corpus}_fbank_{part}.json        the FbankConfig the features were computed with
+
+Deltas and CMVN are applied when loading (:class:`FeatureLoader`), in Kaldi's order: CMVN on the
+log-mel, then Δ/ΔΔ, giving the ``(3, 64, T)`` network input. The on-the-fly path computes the same
+log-mel from audio with lhotse's ``OnTheFlyFeatures``; both are on the frame grid of
+:func:`asr_bl.features.num_frames`, asserted per cut.
+"""
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from lhotse import CutSet, MonoCut, RecordingSet, SupervisionSet
+from tqdm.auto import tqdm
+
+from asr_bl.features.fbank import FbankConfig, make_extractor, num_frames, stack_deltas
+
+logger = logging.getLogger(__name__)
+
+Pathlike = Union[str, Path]
+
+
+def side_key(cut) -> str:
+    """The conversation side a cut belongs to: ``"<recording id>:<channel>"`` (CMVN is per side)."""
+    channel = cut.channel if isinstance(cut.channel, int) else cut.channel[0]
+    return f"{cut.recording_id}:{channel}"
+
+
+def cut_num_frames(cut, config: FbankConfig) -> int:
+    """The number of frames of ``cut`` on the one frame grid."""
+    return num_frames(cut.num_samples, cut.sampling_rate, config)
+
+
+def utterance_cuts(recordings: RecordingSet, supervisions: SupervisionSet) -> CutSet:
+    """One single-channel cut per supervision (id = supervision id), on the supervision's channel.
+
+    Two-channel conversations (one side per channel) become per-side utterance cuts, which is what
+    the GMM alignments, the network and the per-side CMVN all work on.
+    """
+    cuts = []
+    for sup in supervisions:
+        recording = recordings[sup.recording_id]
+        channel = sup.channel if isinstance(sup.channel, int) else sup.channel[0]
+        cut = MonoCut(
+            id=sup.id, start=sup.start, duration=sup.duration, channel=channel, recording=recording,
+            supervisions=[sup.with_offset(-sup.start)],
+        )
+        cuts.append(cut)
+    return CutSet.from_cuts(cuts)
+
+
+@dataclass
+class CmvnStats:
+    """Per-side sums for CMVN: ``count[i]`` frames, ``sum[i]`` and ``sumsq[i]`` (F,) for side ``keys[i]``."""
+
+    keys: List[str]
+    count: np.ndarray
+    sum: np.ndarray
+    sumsq: np.ndarray
+
+    @staticmethod
+    def accumulate(items: Iterable[Tuple[str, np.ndarray]], dim: int) -> "CmvnStats":
+        """Stats from ``(side key, (T, F) features)`` pairs."""
+        index: Dict[str, int] = {}
+        count: List[float] = []
+        sums: List[np.ndarray] = []
+        sumsqs: List[np.ndarray] = []
+        for key, feats in items:
+            feats = np.asarray(feats, dtype=np.float64)
+            if key not in index:
+                index[key] = len(count)
+                count.append(0.0)
+                sums.append(np.zeros(dim))
+                sumsqs.append(np.zeros(dim))
+            i = index[key]
+            count[i] += feats.shape[0]
+            sums[i] += feats.sum(axis=0)
+            sumsqs[i] += (feats**2).sum(axis=0)
+        return CmvnStats(
+            keys=list(index),
+            count=np.asarray(count, dtype=np.float64),
+            sum=np.asarray(sums, dtype=np.float64).reshape(len(count), dim),
+            sumsq=np.asarray(sumsqs, dtype=np.float64).reshape(len(count), dim),
+        )
+
+    def __post_init__(self) -> None:
+        self._index = {k: i for i, k in enumerate(self.keys)}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def mean_std(self, key: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of side ``key`` (std floored to avoid division by ~0)."""
+        if key not in self._index:
+            raise KeyError(f"no CMVN statistics for conversation side {key!r}")
+        i = self._index[key]
+        n = max(self.count[i], 1.0)
+        mean = self.sum[i] / n
+        var = np.maximum(self.sumsq[i] / n - mean**2, 1e-10)
+        return mean, np.sqrt(var)
+
+    def save(self, path: Pathlike) -> None:
+        """Write to ``path`` (.npz) via a temporary name."""
+        path = Path(path)
+        tmp = path.parent / f".{path.stem}.partial.npz"
+        np.savez(tmp, keys=np.asarray(self.keys), count=self.count, sum=self.sum, sumsq=self.sumsq)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: Pathlike) -> "CmvnStats":
+        with np.load(path) as data:
+            return CmvnStats(
+                keys=[str(k) for k in data["keys"]], count=data["count"], sum=data["sum"], sumsq=data["sumsq"]
+            )
+
+
+def apply_cmvn(
+    feats: np.ndarray, mode: str, stats: Optional[CmvnStats] = None, key: Optional[str] = None
+) -> np.ndarray:
+    """Normalise ``(T, F)`` features: ``mode`` "mean", "meanvar" or "none".
+
+    With ``stats`` the side ``key``'s statistics are used (Kaldi's per-speaker CMVN); without, the
+    utterance's own (a fallback for cuts whose side has no statistics).
+    """
+    if mode == "none":
+        return feats
+    if stats is not None and key is not None:
+        mean, std = stats.mean_std(key)
+    else:
+        x = feats.astype(np.float64)
+        mean = x.mean(axis=0)
+        std = np.sqrt(np.maximum(x.var(axis=0), 1e-10))
+    out = feats - mean.astype(feats.dtype)
+    if mode == "meanvar":
+        out = out / std.astype(feats.dtype)
+    return out.astype(np.float32)
+
+
+def feature_paths(output_dir: Pathlike, corpus: str, part: str) -> Dict[str, Path]:
+    """The files of one part in a precomputed feature directory (see the module docstring)."""
+    d = Path(output_dir)
+    return {
+        "cuts": d / f"{corpus}_cuts_{part}.jsonl.gz",
+        "storage": d / f"{corpus}_feats_{part}",
+        "cmvn": d / f"{corpus}_cmvn_{part}.npz",
+        "config": d / f"{corpus}_fbank_{part}.json",
+    }
+
+
+def compute_cmvn_stats(cuts: CutSet, config: FbankConfig, source: str = "precomputed") -> CmvnStats:
+    """Per-side CMVN statistics over ``cuts`` from their precomputed features or from audio."""
+    extractor = make_extractor(config) if source == "audio" else None
+
+    def items():
+        for cut in tqdm(cuts, desc="CMVN stats", leave=False):
+            if source == "precomputed":
+                feats = cut.load_features()
+            else:
+                feats = extractor.extract(cut.load_audio()[0], cut.sampling_rate)
+            yield side_key(cut), feats
+
+    return CmvnStats.accumulate(items(), config.num_mel_bins)
+
+
+def lilcom_available() -> bool:
+    """Whether the ``lilcom`` package (lhotse's compressed feature storage) is installed."""
+    try:
+        import lilcom  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def storage_writer(storage: str = "auto"):
+    """The lhotse writer class for ``storage``: "lilcom" (compressed, default when installed) or "numpy".
+
+    "auto" picks lilcom when it is installed and otherwise falls back to uncompressed ``.npy`` files
+    with a warning (``pip install lilcom`` fixes it).
+    """
+    from lhotse import LilcomChunkyWriter, NumpyFilesWriter
+
+    if storage not in ("auto", "lilcom", "numpy"):
+        raise ValueError(f"storage must be 'auto', 'lilcom' or 'numpy', got {storage!r}")
+    if storage == "lilcom" or (storage == "auto" and lilcom_available()):
+        if not lilcom_available():
+            raise ImportError("storage='lilcom' needs the lilcom package: pip install lilcom")
+        return LilcomChunkyWriter
+    if storage == "auto":
+        logger.warning("lilcom is not installed: storing uncompressed numpy features (pip install lilcom)")
+    return NumpyFilesWriter
+
+
+def compute_and_store(
+    cuts: CutSet,
+    output_dir: Pathlike,
+    corpus: str,
+    part: str,
+    config: Optional[FbankConfig] = None,
+    num_jobs: int = 1,
+    overwrite: bool = False,
+    storage: str = "auto",
+) -> CutSet:
+    """Compute log-mel features (lilcom storage) and per-side CMVN stats for ``cuts``; write the part's files.
+
+    Resumable: a part whose cut manifest and stats exist (written last, via temporary names) is
+    loaded, not recomputed, unless ``overwrite``.
+    """
+    from lhotse import load_manifest
+
+    config = config if config is not None else FbankConfig()
+    writer = storage_writer(storage)
+    paths = feature_paths(output_dir, corpus, part)
+    paths["cuts"].parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and paths["cuts"].is_file() and paths["cmvn"].is_file():
+        logger.info("features of %s %s exist (%s): skipping", corpus, part, paths["cuts"])
+        return load_manifest(paths["cuts"])
+    extractor = make_extractor(config)
+    with_feats = cuts.compute_and_store_features(
+        extractor=extractor, storage_path=paths["storage"], num_jobs=num_jobs,
+        storage_type=writer,
+    )
+    with_feats = CutSet.from_cuts(with_feats).to_eager()
+    for cut in with_feats:
+        expected = cut_num_frames(cut, config)
+        assert cut.features.num_frames == expected, (
+            f"cut {cut.id}: {cut.features.num_frames} feature frames, frame grid says {expected}"
+        )
+    stats = compute_cmvn_stats(with_feats, config, source="precomputed")
+    tmp = paths["cuts"].parent / f".{corpus}_cuts_{part}.partial.jsonl.gz"
+    with_feats.to_file(tmp)
+    tmp_config = paths["config"].parent / f".{paths['config'].name}.partial"
+    tmp_config.write_text(json.dumps(config.to_dict(), indent=2))
+    os.replace(tmp_config, paths["config"])
+    stats.save(paths["cmvn"])
+    os.replace(tmp, paths["cuts"])  # last: the manifest marks the part as complete
+    return with_feats
+
+
+class FeatureLoader:
+    """Loads the ``(3, F, T)`` network input of cuts: log-mel (precomputed or from audio) -> CMVN -> Δ/ΔΔ.
+
+    ``source``: "precomputed" (lhotse ``PrecomputedFeatures``) or "on-the-fly" (lhotse
+    ``OnTheFlyFeatures`` with the :func:`make_extractor` front end; ``wave_transforms`` are its
+    augmentation hook). ``cmvn_stats``: per-side statistics; sides without statistics (or
+    ``cmvn_stats=None``) fall back to the utterance's own.
+    """
+
+    def __init__(
+        self,
+        config: Optional[FbankConfig] = None,
+        cmvn_stats: Optional[CmvnStats] = None,
+        source: str = "precomputed",
+        wave_transforms: Optional[Sequence] = None,
+        backend: str = "auto",
+    ) -> None:
+        from lhotse.dataset import OnTheFlyFeatures, PrecomputedFeatures
+
+        if source not in ("precomputed", "on-the-fly"):
+            raise ValueError(f"source must be 'precomputed' or 'on-the-fly', got {source!r}")
+        self.config = config if config is not None else FbankConfig()
+        self.cmvn_stats = cmvn_stats
+        self.source = source
+        if source == "precomputed":
+            self.strategy = PrecomputedFeatures()
+        else:
+            self.strategy = OnTheFlyFeatures(
+                make_extractor(self.config, backend=backend), wave_transforms=list(wave_transforms or []),
+                # Batch extraction pads short utterances with zeros, which changes their last frames
+                # (Kaldi reflects the signal at the edge): extract each cut on its own instead.
+                use_batch_extract=False,
+            )
+
+    def load_logmel(self, cuts: CutSet) -> List[np.ndarray]:
+        """The CMVN-normalised log-mel ``(T, F)`` of each cut, in order."""
+        cuts = cuts if isinstance(cuts, CutSet) else CutSet.from_cuts(cuts)
+        feats, lens = self.strategy(cuts)[:2]
+        out = []
+        for cut, x, n in zip(cuts, feats, lens.tolist()):
+            expected = cut_num_frames(cut, self.config)
+            if n != expected:
+                raise AssertionError(f"cut {cut.id}: {n} feature frames, frame grid says {expected}")
+            key = side_key(cut)
+            stats = self.cmvn_stats if (self.cmvn_stats is not None and key in self.cmvn_stats) else None
+            out.append(apply_cmvn(x[:n].numpy(), self.config.cmvn, stats, key))
+        return out
+
+    def __call__(self, cuts: CutSet) -> List[np.ndarray]:
+        """The ``(3, F, T)`` float32 network input of each cut, in order."""
+        return [stack_deltas(x, self.config.delta_window) for x in self.load_logmel(cuts)]
+
+
+__all__ = [
+    "CmvnStats",
+    "FeatureLoader",
+    "apply_cmvn",
+    "compute_and_store",
+    "compute_cmvn_stats",
+    "cut_num_frames",
+    "feature_paths",
+    "lilcom_available",
+    "storage_writer",
+    "side_key",
+    "utterance_cuts",
+]

@@ -1,0 +1,129 @@
+"""Utterance cuts, stored features, per-side CMVN, and precomputed == on-the-fly loading."""
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet, load_manifest
+
+from asr_bl.features import (
+    CmvnStats,
+    FbankConfig,
+    FeatureLoader,
+    apply_cmvn,
+    compute_and_store,
+    compute_fbank,
+    cut_num_frames,
+    feature_paths,
+    side_key,
+    stack_deltas,
+    utterance_cuts,
+)
+from asr_bl.features.pipeline import lilcom_available
+
+SR = 8000
+
+
+def conversation_wav(path, seconds: float, seed: int) -> None:
+    """Two sides, each a gated harmonic tone (different pitch and level per side) plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    sides = []
+    for f0, level in ((140.0, 0.3), (220.0, 0.1)):
+        gate = (np.sin(2 * np.pi * 0.7 * t + level * 10) > 0).astype(float)
+        voiced = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8))
+        sides.append(level * gate * voiced + 0.01 * rng.standard_normal(t.shape))
+    sf.write(str(path), np.stack(sides, axis=1), SR, subtype="PCM_16")
+
+
+@pytest.fixture()
+def tiny_cuts(tmp_path):
+    recordings, sups = [], []
+    for r in range(2):
+        path = tmp_path / f"conv{r}.wav"
+        conversation_wav(path, 6.0, seed=r)
+        rec = Recording.from_file(path)
+        recordings.append(rec)
+        for i in range(4):
+            channel = i % 2
+            sups.append(SupervisionSegment(
+                id=f"{rec.id}-{'AB'[channel]}-{i}", recording_id=rec.id, start=0.2 + 1.3 * i,
+                duration=1.0 + 0.0137 * i, channel=channel, speaker=f"{rec.id}-{'AB'[channel]}", text="hello",
+            ))
+    return utterance_cuts(RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(sups))
+
+
+def test_utterance_cuts_follow_supervisions(tiny_cuts):
+    assert len(tiny_cuts) == 8
+    cut = tiny_cuts["conv0-B-1"]
+    assert cut.channel == 1 and cut.start == pytest.approx(1.5) and cut.duration == pytest.approx(1.0137)
+    assert cut.supervisions[0].start == 0.0
+    assert side_key(cut) == "conv0:1"
+    # 1.0137 s = 8110 samples -> (8110 + 40) // 80 = 101 frames.
+    assert cut.num_samples == 8110 and cut_num_frames(cut, FbankConfig()) == 101
+
+
+def test_compute_and_store_then_load(tiny_cuts, tmp_path):
+    config = FbankConfig()
+    out = tmp_path / "fbank"
+    cuts = compute_and_store(tiny_cuts, out, "synth", "train", config)
+    paths = feature_paths(out, "synth", "train")
+    assert paths["cuts"].is_file() and paths["cmvn"].is_file() and paths["config"].is_file()
+    assert not list(out.glob(".*partial*"))
+    reloaded = load_manifest(paths["cuts"])
+    assert list(reloaded.ids) == list(tiny_cuts.ids)
+    for cut in reloaded:
+        feats = cut.load_features()
+        assert feats.shape == (cut_num_frames(cut, config), 64)
+        # Stored features are the front end's, up to lilcom's quantisation (1/64) if lilcom is used.
+        direct = compute_fbank(cut.load_audio()[0], SR, config)
+        assert np.max(np.abs(feats - direct)) < (0.02 if lilcom_available() else 1e-5)
+    stats = CmvnStats.load(paths["cmvn"])
+    assert sorted(stats.keys) == ["conv0:0", "conv0:1", "conv1:0", "conv1:1"]
+    assert stats.count.sum() == sum(cut_num_frames(c, config) for c in reloaded)
+    # Resumable: a complete part is loaded, not recomputed.
+    stamp = paths["cuts"].stat().st_mtime_ns
+    again = compute_and_store(tiny_cuts, out, "synth", "train", config)
+    assert paths["cuts"].stat().st_mtime_ns == stamp and len(again) == len(tiny_cuts)
+
+
+@pytest.mark.parametrize("mode", ["mean", "meanvar"])
+def test_cmvn_is_per_conversation_side(tiny_cuts, tmp_path, mode):
+    config = FbankConfig(cmvn=mode)
+    cuts = compute_and_store(tiny_cuts, tmp_path / "fbank", "synth", "train", config)
+    stats = CmvnStats.load(feature_paths(tmp_path / "fbank", "synth", "train")["cmvn"])
+    loader = FeatureLoader(config, cmvn_stats=stats)
+    normalised = loader.load_logmel(cuts)
+    by_side = {}
+    for cut, x in zip(cuts, normalised):
+        by_side.setdefault(side_key(cut), []).append(x)
+    for key, xs in by_side.items():
+        frames = np.concatenate(xs)
+        np.testing.assert_allclose(frames.mean(axis=0), 0.0, atol=0.03)  # lilcom-level error
+        if mode == "meanvar":
+            np.testing.assert_allclose(frames.std(axis=0), 1.0, atol=0.03)
+    # The two sides differ (level, pitch): one side's stats do not normalise the other.
+    mean_a, _ = stats.mean_std("conv0:0")
+    mean_b, _ = stats.mean_std("conv0:1")
+    assert np.abs(mean_a - mean_b).max() > 0.5
+    # The network input: (3, 64, T), CMVN before deltas (static row = normalised log-mel).
+    stacked = loader(cuts)
+    for x, logmel in zip(stacked, normalised):
+        assert x.shape == (3, 64, logmel.shape[0])
+        np.testing.assert_allclose(x, stack_deltas(logmel, 2), atol=1e-6)
+
+
+def test_apply_cmvn_utterance_fallback_and_none():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 4)).astype(np.float32)
+    np.testing.assert_allclose(apply_cmvn(x, "meanvar").mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(apply_cmvn(x, "meanvar").std(axis=0), 1.0, atol=1e-4)
+    assert apply_cmvn(x, "none") is x
+
+
+def test_on_the_fly_equals_precomputed(tiny_cuts, tmp_path):
+    config = FbankConfig()
+    cuts = compute_and_store(tiny_cuts, tmp_path / "fbank", "synth", "train", config)
+    stats = CmvnStats.load(feature_paths(tmp_path / "fbank", "synth", "train")["cmvn"])
+    pre = FeatureLoader(config, cmvn_stats=stats, source="precomputed")(cuts)
+    fly = FeatureLoader(config, cmvn_stats=stats, source="on-the-fly")(tiny_cuts)
+    for a, b in zip(pre, fly):
+        assert a.shape == b.shape
+        assert np.max(np.abs(a - b)) < (0.05 if lilcom_available() else 1e-4)
