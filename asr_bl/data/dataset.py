@@ -1,0 +1,273 @@
+"""Frame-level cross-entropy data: lhotse cuts with per-frame targets -> chunks (dense) or windows.
+
+The acoustic models map an input of ``C + 48`` frames to ``C`` outputs (no padding in time, 24 frames
+of context either side), so an utterance is trained *densely*: its features are edge-replicated by
+24 frames at both ends and cut into chunks of ``C + 48`` input frames, each yielding ``C`` labelled
+frames. Chunk boundaries start at a random offset per (epoch, cut), so over epochs every frame is
+seen in different chunk positions; positions before the first / after the last frame carry the
+ignore label (-100), so every frame is labelled exactly once per epoch.
+
+``mode="window"`` yields the paper's samples instead, one ``(3, 64, 49)`` window per frame with its
+centre label; for the same frame the window equals the chunk's input slice and the label is the same
+(tested), which is what makes chunked training equal to the paper's window training.
+
+Targets come from alignments attached to the cuts as lhotse ``TemporalArray`` custom fields
+(``cut.load_custom("pdf_ali")``, int32, one per frame of :func:`asr_bl.features.num_frames`).
+
+Sampling is lhotse's: :func:`make_sampler` gives a ``DynamicBucketingSampler`` (or
+``SimpleCutSampler``) that splits the cuts over DDP ranks (``world_size``/``rank``, read from
+``torch.distributed`` when initialised); the dataset maps each sampled ``CutSet`` to one batch.
+Use ``DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=N)``, and call both
+``sampler.set_epoch(e)`` and ``dataset.set_epoch(e)`` each epoch (keep ``persistent_workers=False``
+so workers see the new epoch).
+"""
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from lhotse import CutSet
+
+from asr_bl.features.fbank import FbankConfig
+from asr_bl.features.pipeline import CmvnStats, FeatureLoader, cut_num_frames
+
+logger = logging.getLogger(__name__)
+
+IGNORE_LABEL = -100
+CONTEXT = 24  # frames each side: the 49-frame receptive field of the paper's models
+
+
+@dataclass
+class FrameDataConfig:
+    """How cuts become training examples.
+
+    ``mode``: "chunk" (dense, ``chunk_frames`` labels per ``chunk_frames + 2 * context`` inputs) or
+    "window" (one ``2 * context + 1`` window per labelled frame). ``target``: the custom field with
+    the per-frame labels. ``random_offset``: shift the chunk grid per (epoch, cut). ``spec_augment``:
+    apply SpecAugment-style frequency/time masks (training only; masks never touch labels).
+    """
+
+    mode: str = "chunk"
+    chunk_frames: int = 100
+    context: int = CONTEXT
+    target: str = "pdf_ali"
+    random_offset: bool = True
+    seed: int = 0
+    spec_augment: bool = False
+    num_freq_masks: int = 2
+    max_freq_width: int = 8
+    num_time_masks: int = 2
+    max_time_width: int = 10
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("chunk", "window"):
+            raise ValueError(f"mode must be 'chunk' or 'window', got {self.mode!r}")
+        if self.chunk_frames < 1 or self.context < 0:
+            raise ValueError("chunk_frames must be >= 1 and context >= 0")
+
+
+def chunk_offset(cut_id: str, epoch: int, seed: int, chunk_frames: int) -> int:
+    """A deterministic pseudo-random offset in ``[0, chunk_frames)`` per (seed, epoch, cut).
+
+    Hash-based, so it is the same in every DataLoader worker and on every DDP rank.
+    """
+    digest = hashlib.sha1(f"{seed}:{epoch}:{cut_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % chunk_frames
+
+
+def chunk_utterance(
+    feats: np.ndarray, labels: np.ndarray, chunk_frames: int, context: int, offset: int = 0
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut one utterance into dense chunks.
+
+    ``feats``: ``(3, F, T)``; ``labels``: ``(T,)``. The chunk grid starts ``offset`` frames before
+    frame 0: chunk ``k`` labels positions ``k * C - offset .. (k + 1) * C - offset - 1``.
+    Returns ``inputs (K, 3, F, C + 2 * context)``, ``targets (K, C)`` (``IGNORE_LABEL`` outside the
+    utterance) and ``starts (K,)`` (the first labelled position of each chunk). Input frames outside
+    the utterance are edge-replicated, so the input window of every labelled frame is exactly the
+    one the window mode gives.
+    """
+    num_t = feats.shape[-1]
+    if labels.shape[0] != num_t:
+        raise ValueError(f"{labels.shape[0]} labels for {num_t} frames")
+    if not 0 <= offset < chunk_frames:
+        raise ValueError(f"offset must be in [0, {chunk_frames}), got {offset}")
+    num_chunks = (num_t + offset + chunk_frames - 1) // chunk_frames
+    starts = np.arange(num_chunks) * chunk_frames - offset
+    positions = starts[:, None] + np.arange(chunk_frames)[None, :]  # (K, C) labelled positions
+    valid = (positions >= 0) & (positions < num_t)
+    targets = np.where(valid, labels[np.clip(positions, 0, num_t - 1)], IGNORE_LABEL).astype(np.int64)
+    frames = starts[:, None] + np.arange(-context, chunk_frames + context)[None, :]
+    frames = np.clip(frames, 0, num_t - 1)  # edge replication of the features
+    inputs = np.ascontiguousarray(feats[:, :, frames].transpose(2, 0, 1, 3))  # (K, 3, F, C + 2ctx)
+    return inputs, targets, starts
+
+
+def window_examples(feats: np.ndarray, labels: np.ndarray, context: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The paper's samples: ``(T, 3, F, 2 * context + 1)`` windows (edge-replicated) and ``(T,)`` centre labels."""
+    num_t = feats.shape[-1]
+    if labels.shape[0] != num_t:
+        raise ValueError(f"{labels.shape[0]} labels for {num_t} frames")
+    frames = np.clip(np.arange(num_t)[:, None] + np.arange(-context, context + 1)[None, :], 0, num_t - 1)
+    windows = np.ascontiguousarray(feats[:, :, frames].transpose(2, 0, 1, 3))
+    return windows, labels.astype(np.int64)
+
+
+def spec_augment(
+    inputs: torch.Tensor, config: FrameDataConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """SpecAugment-style masks on a ``(N, 3, F, T)`` batch: zero random mel bands and frame spans.
+
+    The features are mean-normalised, so zero is the side's mean. Labels are unchanged.
+    """
+    out = inputs.clone()
+    n, _, num_f, num_t = out.shape
+    for i in range(n):
+        for _ in range(config.num_freq_masks):
+            width = int(torch.randint(0, config.max_freq_width + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, num_f - width + 1), (1,), generator=generator))
+            out[i, :, start : start + width, :] = 0.0
+        for _ in range(config.num_time_masks):
+            width = int(torch.randint(0, config.max_time_width + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, num_t - width + 1), (1,), generator=generator))
+            out[i, :, :, start : start + width] = 0.0
+    return out
+
+
+class FrameLevelDataset(torch.utils.data.Dataset):
+    """Maps a sampled ``CutSet`` to one batch of chunks (or windows) with frame labels.
+
+    Returns ``{"inputs": (N, 3, F, L) float32, "targets": (N, C) int64 (chunk) or (N,) (window),
+    "cut_ids": list of N, "starts": (N,) int64}`` where ``L = C + 2 * context`` (chunk) or
+    ``2 * context + 1`` (window). ``starts`` is the first labelled frame (chunk) or the frame (window).
+    """
+
+    def __init__(
+        self,
+        config: Optional[FrameDataConfig] = None,
+        feature_config: Optional[FbankConfig] = None,
+        cmvn_stats: Optional[CmvnStats] = None,
+        source: str = "precomputed",
+        wave_transforms: Optional[Sequence[Callable]] = None,
+        feature_loader: Optional[FeatureLoader] = None,
+    ) -> None:
+        super().__init__()
+        self.config = config if config is not None else FrameDataConfig()
+        self.feature_config = feature_config if feature_config is not None else FbankConfig()
+        self.loader = feature_loader or FeatureLoader(
+            self.feature_config, cmvn_stats=cmvn_stats, source=source, wave_transforms=wave_transforms
+        )
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the chunk offsets (and augmentation randomness) of ``epoch``."""
+        self.epoch = epoch
+
+    def load_targets(self, cut) -> np.ndarray:
+        """The per-frame labels of ``cut`` (its ``config.target`` custom field), checked against the frame grid."""
+        if not cut.has_custom(self.config.target):
+            raise KeyError(
+                f"cut {cut.id} has no '{self.config.target}' alignment; attach frame alignments first "
+                "(asr_bl.data.attach_alignment)"
+            )
+        labels = np.asarray(cut.load_custom(self.config.target))
+        expected = cut_num_frames(cut, self.feature_config)
+        if labels.shape != (expected,):
+            raise AssertionError(
+                f"cut {cut.id}: alignment '{self.config.target}' has shape {labels.shape}, "
+                f"frame grid says ({expected},)"
+            )
+        return labels
+
+    def __getitem__(self, cuts: CutSet) -> Dict[str, object]:
+        cuts = cuts if isinstance(cuts, CutSet) else CutSet.from_cuts(cuts)
+        feats_list = self.loader(cuts)
+        cfg = self.config
+        inputs, targets, starts, ids = [], [], [], []
+        for cut, feats in zip(cuts, feats_list):
+            labels = self.load_targets(cut)
+            if cfg.mode == "chunk":
+                offset = (
+                    chunk_offset(cut.id, self.epoch, cfg.seed, cfg.chunk_frames) if cfg.random_offset else 0
+                )
+                x, y, s = chunk_utterance(feats, labels, cfg.chunk_frames, cfg.context, offset)
+            else:
+                x, y = window_examples(feats, labels, cfg.context)
+                s = np.arange(labels.shape[0])
+            inputs.append(x)
+            targets.append(y)
+            starts.append(s)
+            ids += [cut.id] * x.shape[0]
+        batch_inputs = torch.from_numpy(np.concatenate(inputs)) if inputs else torch.empty(0)
+        if cfg.spec_augment and batch_inputs.numel():
+            generator = torch.Generator().manual_seed(
+                chunk_offset(",".join(c.id for c in cuts), self.epoch, cfg.seed, 2**31 - 1)
+            )
+            batch_inputs = spec_augment(batch_inputs, cfg, generator)
+        return {
+            "inputs": batch_inputs,
+            "targets": torch.from_numpy(np.concatenate(targets)) if targets else torch.empty(0, dtype=torch.int64),
+            "starts": torch.from_numpy(np.concatenate(starts).astype(np.int64)) if starts else torch.empty(0),
+            "cut_ids": ids,
+        }
+
+
+def make_sampler(
+    cuts: CutSet,
+    max_duration: float = 200.0,
+    shuffle: bool = True,
+    world_size: Optional[int] = None,
+    rank: Optional[int] = None,
+    seed: int = 0,
+    num_buckets: Optional[int] = 10,
+    drop_last: bool = False,
+):
+    """A DDP-aware lhotse sampler yielding ``CutSet`` batches of at most ``max_duration`` seconds.
+
+    ``num_buckets``: bucket by duration (``DynamicBucketingSampler``, less padding-free waste in the
+    last chunk) or ``None`` for a plain ``SimpleCutSampler``. ``world_size``/``rank`` default to
+    ``torch.distributed``'s when it is initialised, else a single process.
+    """
+    from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+
+    if num_buckets:
+        return DynamicBucketingSampler(
+            cuts, max_duration=max_duration, shuffle=shuffle, num_buckets=num_buckets,
+            world_size=world_size, rank=rank, seed=seed, drop_last=drop_last,
+        )
+    return SimpleCutSampler(
+        cuts, max_duration=max_duration, shuffle=shuffle, world_size=world_size, rank=rank,
+        seed=seed, drop_last=drop_last,
+    )
+
+
+def attach_alignment(cut, name: str, labels: np.ndarray, storage_dir: str, frame_shift: float = 0.01):
+    """Store ``labels`` (one per frame, int32) as a lhotse ``TemporalArray`` custom field of ``cut``.
+
+    Returns the new cut; ``cut.load_custom(name)`` gives the labels back. The array starts at the
+    cut's start, so lhotse's slicing by (start, duration) returns exactly the cut's frames.
+    """
+    from lhotse import NumpyFilesWriter
+
+    with NumpyFilesWriter(storage_dir) as writer:
+        array = writer.store_array(
+            f"{cut.id}_{name}", np.asarray(labels, dtype=np.int32), frame_shift=frame_shift,
+            temporal_dim=0, start=cut.start,
+        )
+    return cut.with_custom(name, array)
+
+
+__all__ = [
+    "CONTEXT",
+    "FrameDataConfig",
+    "FrameLevelDataset",
+    "IGNORE_LABEL",
+    "attach_alignment",
+    "chunk_offset",
+    "chunk_utterance",
+    "make_sampler",
+    "spec_augment",
+    "window_examples",
+]
