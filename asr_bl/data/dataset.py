@@ -214,6 +214,22 @@ class FrameLevelDataset(torch.utils.data.Dataset):
         }
 
 
+class _OptionalDataSourceSampler(torch.utils.data.Sampler):
+    """torch < 2.2's ``Sampler.__init__`` requires ``data_source``; lhotse's samplers pass none.
+
+    Mixed in after a lhotse sampler class, it sits between lhotse's ``CutSampler`` and torch's
+    ``Sampler`` in the MRO and accepts the argument-less call (torch ignores the argument anyway).
+    """
+
+    def __init__(self, data_source=None) -> None:  # noqa: D107
+        pass
+
+
+def _compatible(sampler_class: type) -> type:
+    """``sampler_class`` made constructible on every supported torch version (see above)."""
+    return type(sampler_class.__name__, (sampler_class, _OptionalDataSourceSampler), {})
+
+
 def make_sampler(
     cuts: CutSet,
     max_duration: float = 200.0,
@@ -226,18 +242,19 @@ def make_sampler(
 ):
     """A DDP-aware lhotse sampler yielding ``CutSet`` batches of at most ``max_duration`` seconds.
 
-    ``num_buckets``: bucket by duration (``DynamicBucketingSampler``, less padding-free waste in the
-    last chunk) or ``None`` for a plain ``SimpleCutSampler``. ``world_size``/``rank`` default to
-    ``torch.distributed``'s when it is initialised, else a single process.
+    ``num_buckets``: bucket cuts of similar duration together (``DynamicBucketingSampler``) or
+    ``None`` for a plain ``SimpleCutSampler``. ``world_size``/``rank`` default to
+    ``torch.distributed``'s when it is initialised, else a single process; each rank gets a
+    disjoint share of the batches.
     """
     from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
     if num_buckets:
-        return DynamicBucketingSampler(
+        return _compatible(DynamicBucketingSampler)(
             cuts, max_duration=max_duration, shuffle=shuffle, num_buckets=num_buckets,
             world_size=world_size, rank=rank, seed=seed, drop_last=drop_last,
         )
-    return SimpleCutSampler(
+    return _compatible(SimpleCutSampler)(
         cuts, max_duration=max_duration, shuffle=shuffle, world_size=world_size, rank=rank,
         seed=seed, drop_last=drop_last,
     )

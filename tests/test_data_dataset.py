@@ -1,0 +1,170 @@
+"""The frame-level dataset: dense chunks equal the paper's windows frame by frame; sampling; errors."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+from asr_bl.data import (
+    IGNORE_LABEL,
+    FrameDataConfig,
+    FrameLevelDataset,
+    attach_alignment,
+    chunk_utterance,
+    make_sampler,
+    window_examples,
+)
+from asr_bl.data.dataset import chunk_offset
+from asr_bl.features import CmvnStats, FbankConfig, compute_and_store, cut_num_frames, feature_paths, utterance_cuts
+
+SR = 8000
+NUM_PDFS = 37
+
+
+def chirp_noise(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    sweep = np.sin(2 * np.pi * (200 * t + 300 * t**2))
+    return 0.3 * sweep + 0.02 * rng.standard_normal(t.shape)
+
+
+@pytest.fixture()
+def aligned_cuts(tmp_path):
+    """Precomputed-feature cuts of 2 two-sided conversations with random pdf/phone alignments attached."""
+    recordings, sups = [], []
+    for r in range(2):
+        path = tmp_path / f"conv{r}.wav"
+        sf.write(str(path), np.stack([chirp_noise(5.0, 2 * r), chirp_noise(5.0, 2 * r + 1)], axis=1), SR)
+        rec = Recording.from_file(path)
+        recordings.append(rec)
+        for i, (start, dur) in enumerate([(0.1, 0.37), (0.6, 1.234), (2.0, 2.1), (4.2, 0.55)]):
+            sups.append(SupervisionSegment(
+                id=f"{rec.id}-{i}", recording_id=rec.id, start=start, duration=dur, channel=i % 2,
+                speaker=f"{rec.id}-{'AB'[i % 2]}",
+            ))
+    cuts = utterance_cuts(RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(sups))
+    cuts = compute_and_store(cuts, tmp_path / "fbank", "synth", "train", FbankConfig())
+    rng = np.random.default_rng(0)
+    with_ali = []
+    for cut in cuts:
+        num_t = cut_num_frames(cut, FbankConfig())
+        cut = attach_alignment(cut, "pdf_ali", rng.integers(0, NUM_PDFS, num_t), str(tmp_path / "ali"))
+        cut = attach_alignment(cut, "phone_ali", rng.integers(0, 5, num_t), str(tmp_path / "ali"))
+        with_ali.append(cut)
+    stats = CmvnStats.load(feature_paths(tmp_path / "fbank", "synth", "train")["cmvn"])
+    return CutSet.from_cuts(with_ali), stats
+
+
+def test_alignment_round_trip(aligned_cuts):
+    cuts, _ = aligned_cuts
+    for cut in cuts:
+        ali = cut.load_custom("pdf_ali")
+        assert ali.dtype == np.int32 and ali.shape == (cut_num_frames(cut, FbankConfig()),)
+
+
+def test_chunk_utterance_shapes_and_coverage():
+    feats = np.random.default_rng(0).standard_normal((3, 64, 130)).astype(np.float32)
+    labels = np.arange(130)
+    for offset in (0, 1, 37, 49):
+        x, y, starts = chunk_utterance(feats, labels, chunk_frames=50, context=24, offset=offset)
+        assert x.shape == (y.shape[0], 3, 64, 50 + 48) and y.shape[1] == 50
+        valid = y[y != IGNORE_LABEL]
+        assert sorted(valid.tolist()) == list(range(130))  # every frame exactly once
+        assert starts[0] == -offset
+    with pytest.raises(ValueError, match="labels"):
+        chunk_utterance(feats, labels[:-1], 50, 24)
+
+
+@pytest.mark.parametrize("epoch", [0, 3])
+def test_chunks_equal_windows_frame_by_frame(aligned_cuts, epoch):
+    cuts, stats = aligned_cuts
+    chunk_ds = FrameLevelDataset(FrameDataConfig(mode="chunk", chunk_frames=40), cmvn_stats=stats)
+    window_ds = FrameLevelDataset(FrameDataConfig(mode="window"), cmvn_stats=stats)
+    chunk_ds.set_epoch(epoch)
+    chunks = chunk_ds[cuts]
+    windows = window_ds[cuts]
+    assert chunks["inputs"].shape[1:] == (3, 64, 88) and chunks["targets"].shape[1] == 40
+    assert windows["inputs"].shape[1:] == (3, 64, 49) and windows["targets"].dim() == 1
+    total = sum(cut_num_frames(c, FbankConfig()) for c in cuts)
+    assert windows["inputs"].shape[0] == total
+    # Index the windows by (cut, frame).
+    window_index = {(cid, int(t)): i for i, (cid, t) in enumerate(zip(windows["cut_ids"], windows["starts"]))}
+    seen = 0
+    for k, (cid, start) in enumerate(zip(chunks["cut_ids"], chunks["starts"].tolist())):
+        for i, label in enumerate(chunks["targets"][k].tolist()):
+            if label == IGNORE_LABEL:
+                continue
+            w = window_index[(cid, start + i)]
+            assert label == int(windows["targets"][w])
+            assert torch.equal(chunks["inputs"][k, :, :, i : i + 49], windows["inputs"][w])
+            seen += 1
+    assert seen == total  # each frame labelled exactly once per epoch
+
+
+def test_offsets_change_with_epoch_and_are_deterministic(aligned_cuts):
+    cuts, stats = aligned_cuts
+    ds = FrameLevelDataset(FrameDataConfig(chunk_frames=40), cmvn_stats=stats)
+    starts = []
+    for epoch in (0, 1, 0):
+        ds.set_epoch(epoch)
+        starts.append(ds[cuts]["starts"])
+    assert torch.equal(starts[0], starts[2]) and not torch.equal(starts[0], starts[1])
+    offsets = {chunk_offset(c.id, 5, 0, 40) for c in cuts}
+    assert len(offsets) > 1 and all(0 <= o < 40 for o in offsets)
+
+
+def test_sampler_splits_cuts_over_ddp_ranks(aligned_cuts):
+    cuts, stats = aligned_cuts
+    seen = []
+    for rank in (0, 1):
+        sampler = make_sampler(cuts, max_duration=3.0, world_size=2, rank=rank, num_buckets=None, seed=1)
+        sampler.set_epoch(0)
+        ids = [c.id for batch in sampler for c in batch]
+        assert ids
+        seen.append(set(ids))
+    # lhotse keeps ranks in step by padding the last round with copies named '<id>_dup<k>'.
+    originals = [{i.split("_dup")[0] for i in ids if "_dup" not in i} for ids in seen]
+    assert not originals[0] & originals[1]
+    assert originals[0] | originals[1] == set(cuts.ids)
+
+
+@pytest.mark.filterwarnings("ignore:You are using DynamicBucketingSampler")
+def test_dataloader_with_worker_and_bucketing(aligned_cuts):
+    cuts, stats = aligned_cuts
+    ds = FrameLevelDataset(FrameDataConfig(chunk_frames=30), cmvn_stats=stats)
+    sampler = make_sampler(cuts.to_eager(), max_duration=2.5, num_buckets=2, seed=0)
+    loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=1)
+    labelled = 0
+    for batch in loader:
+        assert batch["inputs"].dtype == torch.float32 and batch["inputs"].shape[-1] == 78
+        labelled += int((batch["targets"] != IGNORE_LABEL).sum())
+    assert labelled == sum(cut_num_frames(c, FbankConfig()) for c in cuts)
+
+
+def test_phone_targets_and_spec_augment(aligned_cuts):
+    cuts, stats = aligned_cuts
+    plain = FrameLevelDataset(FrameDataConfig(target="phone_ali", chunk_frames=40), cmvn_stats=stats)[cuts]
+    assert int(plain["targets"].max()) < 5
+    masked = FrameLevelDataset(
+        FrameDataConfig(target="phone_ali", chunk_frames=40, spec_augment=True), cmvn_stats=stats
+    )[cuts]
+    assert torch.equal(plain["targets"], masked["targets"])
+    assert (masked["inputs"] == 0).float().mean() > (plain["inputs"] == 0).float().mean()
+
+
+def test_missing_or_misaligned_targets_are_errors(aligned_cuts, tmp_path):
+    cuts, stats = aligned_cuts
+    ds = FrameLevelDataset(FrameDataConfig(target="tri_ali"), cmvn_stats=stats)
+    with pytest.raises(KeyError, match="no 'tri_ali' alignment"):
+        ds[cuts.subset(first=1)]
+    cut = cuts[0]
+    short = attach_alignment(cut, "pdf_ali", np.zeros(cut_num_frames(cut, FbankConfig()) - 1), str(tmp_path / "bad"))
+    with pytest.raises(AssertionError, match="frame grid"):
+        FrameLevelDataset(cmvn_stats=stats)[CutSet.from_cuts([short])]
+
+
+def test_window_examples_edge_replication():
+    feats = np.arange(5, dtype=np.float32).reshape(1, 1, 5).repeat(3, axis=0)
+    windows, labels = window_examples(feats, np.arange(5), context=2)
+    np.testing.assert_array_equal(windows[0, 0, 0], [0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(windows[4, 0, 0], [2, 3, 4, 4, 4])
