@@ -109,6 +109,11 @@ def static_features(cut: Any, config: GmmFeatureConfig, extractor: Optional[Any]
             )
         extractor = extractor if extractor is not None else _mfcc_extractor(config)
         feats = np.asarray(extractor.extract(audio.astype(np.float32), sr), dtype=np.float32)
+    if getattr(cut, "has_features", False) and cut.num_frames != expected:
+        raise AssertionError(
+            f"cut {cut.id}: its attached network features have {cut.num_frames} frames but "
+            f"asr_bl.features.num_frames gives {expected} for its {audio.shape[0]} samples"
+        )
     if feats.shape[0] != expected:
         raise AssertionError(
             f"cut {cut.id}: GMM features have {feats.shape[0]} frames but the network's frame grid "
