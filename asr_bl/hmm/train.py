@@ -196,29 +196,36 @@ class ShardWorker:
         s2 = np.zeros((npdf, gmax, dim))
         trans = np.zeros(self.model.tm.num_transition_ids + 1)
         tot_ll, frames = 0.0, 0
+        xs, ps = [], []
         for u in self.utts:
             ali = self.ali.get(u.id)
             if ali is None:
                 continue
             trans += np.bincount(ali, minlength=trans.shape[0])
-            pdfs = tables.pdf[ali]
-            order = np.argsort(pdfs, kind="stable")
-            sorted_pdfs = pdfs[order]
-            bounds = np.nonzero(np.diff(sorted_pdfs))[0] + 1
-            for grp in np.split(order, bounds):
-                j = int(pdfs[grp[0]])
-                x = u.feats[grp]
-                ll = am.get_pdf(j).log_likelihoods_matrix(x).astype(np.float64)  # (n, G)
-                m = ll.max(1, keepdims=True)
-                tot = m[:, 0] + np.log(np.exp(ll - m).sum(1))
-                post = np.exp(ll - tot[:, None])
-                g = post.shape[1]
-                x64 = x.astype(np.float64)
-                occ[j, :g] += post.sum(0)
-                s1[j, :g] += post.T @ x64
-                s2[j, :g] += post.T @ (x64 * x64)
-                tot_ll += float(tot.sum())
+            xs.append(u.feats)
+            ps.append(tables.pdf[ali])
             frames += int(ali.shape[0])
+        if not xs:
+            return occ, s1, s2, trans, tot_ll, frames
+        # All frames of the shard grouped by pdf: one likelihood call per pdf.
+        pdfs = np.concatenate(ps)
+        order = np.argsort(pdfs, kind="stable")
+        feats = np.concatenate(xs)[order]
+        sorted_pdfs = pdfs[order]
+        bounds = np.concatenate([[0], np.nonzero(np.diff(sorted_pdfs))[0] + 1, [len(order)]])
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            j = int(sorted_pdfs[lo])
+            x = feats[lo:hi]
+            ll = am.get_pdf(j).log_likelihoods_matrix(x).astype(np.float64)  # (n, G)
+            m = ll.max(1, keepdims=True)
+            tot = m[:, 0] + np.log(np.exp(ll - m).sum(1))
+            post = np.exp(ll - tot[:, None])
+            g = post.shape[1]
+            x64 = x.astype(np.float64)
+            occ[j, :g] += post.sum(0)
+            s1[j, :g] += post.T @ x64
+            s2[j, :g] += post.T @ (x64 * x64)
+            tot_ll += float(tot.sum())
         return occ, s1, s2, trans, tot_ll, frames
 
     def tree_stats(self) -> Optional[TreeStats]:

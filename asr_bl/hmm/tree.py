@@ -10,10 +10,10 @@ kaldi-hmm-gmm binds no tree building, so this module does what Kaldi's ``acc-tre
    statistics (:func:`cluster_phones`, like Kaldi's cluster-phones); pdf-class questions
    ``{0}, {0,1}, ...`` so that the HMM states of a phone share one root.
 3. :func:`build_tree`: one root per phone (shared by its pdf-classes); greedy splitting, best
-   likelihood gain first, each side holding at least ``min_leaf_count`` frames, until
-   ``num_leaves`` pdfs; then leaves of the same root whose merge costs less than the smallest
-   accepted split gain are merged (Kaldi's cluster step), and splitting resumes so that the final
-   number of pdfs equals ``num_leaves`` unless the data run out of splits.
+   likelihood gain first, each side holding at least ``min_leaf_count`` frames, to
+   ``split_overshoot`` x ``num_leaves`` leaves; then the leaves of each root are merged bottom-up,
+   cheapest likelihood loss first (Kaldi's cluster step), down to exactly ``num_leaves`` pdfs
+   (fewer only when the data run out of allowed splits).
 4. :meth:`Tree.to_kaldi_bytes`: Kaldi's binary ``ContextDependency`` (TE/SE/CE event maps, see
    ``docs/tree_format.md``), which :meth:`Tree.to_context_dependency` loads into kaldi_hmm_gmm.
 
@@ -86,8 +86,9 @@ class TreeConfig:
     var_floor: float = 0.01
     #: Merge leaves of the same root after splitting (Kaldi's cluster step).
     merge: bool = True
-    #: Split/merge rounds used to reach ``num_leaves`` pdfs after merging.
-    max_rounds: int = 8
+    #: With merging: split to ``ceil(num_leaves * split_overshoot)`` leaves, then merge the cheapest
+    #: pairs of leaves of the same root down to ``num_leaves`` pdfs.
+    split_overshoot: float = 1.25
     #: Use the ARPAbet phonetic-class questions.
     phonetic_questions: bool = True
     #: Use questions from automatic phone clustering of the statistics.
@@ -177,13 +178,16 @@ def accumulate_tree_stats(
 
 def gauss_objf(counts: np.ndarray, sums: np.ndarray, sumsq: np.ndarray, var_floor: float) -> np.ndarray:
     """Kaldi's ``GaussClusterable::Objf`` for a batch: log-likelihood of the data under its own
-    diagonal ML Gaussian, ``-0.5 n (D (1 + log 2π) + Σ log var)``; 0 where ``n <= 0``."""
+    diagonal ML Gaussian with floored variances ``v = max(var, floor)``,
+    ``-0.5 n (Σ var/v + D log 2π + Σ log v)``; 0 where ``n <= 0``."""
     counts = np.asarray(counts, dtype=np.float64)
     safe = np.maximum(counts, 1e-20)[..., None]
     mean = sums / safe
-    var = np.maximum(sumsq / safe - mean * mean, var_floor)
+    raw_var = sumsq / safe - mean * mean
+    var = np.maximum(raw_var, var_floor)
     dim = sums.shape[-1]
-    objf = -0.5 * counts * (dim * (1.0 + math.log(2 * math.pi)) + np.log(var).sum(-1))
+    # Kaldi's form: the data term is var/floored_var per dimension (1 unless floored).
+    objf = -0.5 * counts * ((raw_var / var).sum(-1) + dim * math.log(2 * math.pi) + np.log(var).sum(-1))
     return np.where(counts > 0, objf, 0.0)
 
 
@@ -603,30 +607,20 @@ def build_tree(
 
     active = {l.node.leaf_id for l in leaves}
     min_gain = math.inf
-    clusters: List[List[int]] = [[i] for i in sorted(active)]
-    num_merges = 0
-    thresh: Optional[float] = None
-    for round_ in range(max(1, config.max_rounds)):
-        n_pdfs = len(clusters)
-        while n_pdfs < target and heap:
-            _, lid = heapq.heappop(heap)
-            if lid not in active:
-                continue
-            g = do_split(lid)
-            active.discard(lid)
-            active.update({len(leaves) - 2, len(leaves) - 1})
-            min_gain = min(min_gain, g)
-            n_pdfs += 1
-        if not config.merge:
-            clusters = [[i] for i in sorted(active)]
-            break
-        if thresh is None:
-            thresh = min_gain if math.isfinite(min_gain) else 0.0
-        clusters = _merge_leaves([leaves[i] for i in sorted(active)], builder, thresh, target)
-        num_merges = len(active) - len(clusters)
-        if len(clusters) >= target or not heap:
-            break
-        logger.debug("tree round %d: %d leaves, %d pdfs after merging", round_, len(active), len(clusters))
+    grow_to = int(math.ceil(target * config.split_overshoot)) if config.merge else target
+    while len(active) < grow_to and heap:
+        _, lid = heapq.heappop(heap)
+        if lid not in active:
+            continue
+        g = do_split(lid)
+        active.discard(lid)
+        active.update({len(leaves) - 2, len(leaves) - 1})
+        min_gain = min(min_gain, g)
+    if config.merge and len(active) > target:
+        clusters = _merge_leaves([leaves[i] for i in sorted(active)], builder, target)
+    else:
+        clusters = [[i] for i in sorted(active)]
+    num_merges = len(active) - len(clusters)
 
     # Number pdfs: clusters in root (phone) order, then by first leaf.
     clusters.sort(key=lambda cl: (leaves[cl[0]].root, min(cl)))
@@ -643,7 +637,6 @@ def build_tree(
         "num_pdfs": len(clusters),
         "num_merges": num_merges,
         "min_split_gain": float(min_gain) if math.isfinite(min_gain) else None,
-        "merge_threshold": thresh,
         "objf_per_frame_start": objf_start / float(stats.counts.sum()),
         "objf_per_frame_end": objf_end / float(stats.counts.sum()),
         "num_questions": questions.num_questions(),
@@ -661,12 +654,10 @@ def _replace(roots: Dict[int, Node], st: _LeafState, new: Split) -> None:
         st.parent.no = new
 
 
-def _merge_leaves(
-    active: List[_LeafState], builder: _Builder, thresh: float, target: int
-) -> List[List[int]]:
-    """Merge leaves of the same root bottom-up while the objective loss is below ``thresh``
-    (Kaldi's cluster step), then, if still above ``target`` pdfs, the cheapest merges until
-    ``target``. Returns clusters of leaf ids."""
+def _merge_leaves(active: List[_LeafState], builder: _Builder, target: int) -> List[List[int]]:
+    """Merge leaves of the same root bottom-up, always the pair whose merge loses the least
+    likelihood (Kaldi's cluster step), until ``target`` clusters remain. Returns clusters of
+    leaf ids."""
     st = builder.stats
     var_floor = builder.config.var_floor
     # Per root: clusters with their stats.
@@ -712,9 +703,9 @@ def _merge_leaves(
     heap = [c for c in (cheapest(r) for r in groups) if c is not None]
     heapq.heapify(heap)
     while heap:
-        cost, root, i, j = heapq.heappop(heap)
-        if cost >= thresh and total <= target:
+        if total <= target:
             break
+        cost, root, i, j = heapq.heappop(heap)
         merge(root, i, j)
         total -= 1
         nxt = cheapest(root)
