@@ -22,6 +22,7 @@ from asr_bl.data.ldc import (
     prepare_switchboard,
     remove_duplicates,
 )
+from asr_bl.data import sphere
 from asr_bl.data.sphere import read_sphere_header
 
 SR = 8000
@@ -43,7 +44,8 @@ def sph2pipe_on_path(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "sph2pipe"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m asr_bl.data.sphere "$@"\n')
+    # Run the module file itself: `-m asr_bl.data.sphere` would import the whole package per call.
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{sphere.__file__}" "$@"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     return script
@@ -233,3 +235,21 @@ def test_missing_sph2pipe_is_a_clear_error(swbd_tree, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(RuntimeError, match="sph2pipe.*lhotse install-sph2pipe"):
         prepare_switchboard(*swbd_tree)
+
+
+def test_prepare_cli(swbd_tree, eval2000_tree, sph2pipe_on_path, tmp_path, capsys):
+    from asr_bl.bin.prepare import main
+
+    audio, trans = swbd_tree
+    out = tmp_path / "manifests"
+    args = ["--swbd", str(audio), "--swbd-text", str(trans), "--eval2000", str(eval2000_tree),
+            "--out-dir", str(out), "--num-dev", "2"]
+    assert main(args) == 0
+    assert len(list(out.glob("swbd_*_*.jsonl.gz"))) == 8
+    assert main(args) == 0 and "already complete" in capsys.readouterr().out
+    # A wrong directory: the documented error, exit code 2, nothing written.
+    assert main(["--swbd", str(tmp_path / "missing"), "--swbd-text", str(trans), "--out-dir", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "LDC97S62" in err and "missing directory" in err and not (tmp_path / "o2").exists()
+    assert main(["--swbd", str(audio), "--out-dir", str(tmp_path / "o3")]) == 2
+    assert "swb_ms98_transcriptions" in capsys.readouterr().err

@@ -127,3 +127,28 @@ def test_on_the_fly_equals_precomputed(tiny_cuts, tmp_path):
     for a, b in zip(pre, fly):
         assert a.shape == b.shape
         assert np.max(np.abs(a - b)) < (0.05 if lilcom_available() else 1e-4)
+
+
+def test_features_cli_on_manifest_dir(tmp_path, tiny_cuts, capsys):
+    from lhotse import CutSet
+
+    from asr_bl.bin.features import main
+
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    recordings = CutSet.from_cuts(tiny_cuts).decompose()[0]
+    sups = [c.supervisions[0].with_offset(c.start) for c in tiny_cuts]
+    for part in ("train", "dev"):
+        recordings.to_file(manifests / f"synth_recordings_{part}.jsonl.gz")
+        SupervisionSet.from_segments(sups).to_file(manifests / f"synth_supervisions_{part}.jsonl.gz")
+    out = tmp_path / "fbank"
+    assert main(["--manifest-dir", str(manifests), "--prefix", "synth", "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "train: 8 cuts" in printed and "dev: 8 cuts" in printed
+    cuts = load_manifest(out / "synth_cuts_train.jsonl.gz")
+    assert all(c.has_features for c in cuts)
+    assert sorted(c.id for c in cuts) == sorted(tiny_cuts.ids)
+    assert main(["--manifest-dir", str(manifests), "--prefix", "nope", "--out-dir", str(out)]) == 2
+    assert "nope_supervisions_<part>.jsonl.gz" in capsys.readouterr().err
+    assert main(["--manifest-dir", str(tmp_path / "absent"), "--out-dir", str(out)]) == 2
+    assert "run stage 0" in capsys.readouterr().err

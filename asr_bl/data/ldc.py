@@ -91,8 +91,10 @@ def check_fisher_layout(
     corpus_dir: Path,
     audio_ids: Sequence[str] = FISHER_AUDIO_IDS,
     transcript_ids: Sequence[str] = FISHER_TRANSCRIPT_IDS,
+    text_dir: Optional[Path] = None,
 ) -> Tuple[List[Path], List[Path], List[Path]]:
-    """Check a Fisher English tree (the LDC packages side by side in ``corpus_dir``).
+    """Check a Fisher English tree (the LDC packages side by side in ``corpus_dir``; the transcript
+    packages may instead sit side by side in ``text_dir``).
 
     Returns ``(sph files, transcript .txt files, *_calldata.tbl files)``. Both lhotse's flattened
     layout (``LDC2004T19/data/trans/000/*.txt``, ``LDC2004T19/doc/``) and the LDC disc layout
@@ -107,8 +109,10 @@ def check_fisher_layout(
         )
     texts: List[Path] = []
     tables: List[Path] = []
+    text_dir = Path(text_dir) if text_dir is not None else corpus_dir
+    _require_dir(text_dir, "Fisher English transcripts", "the directory holding LDC2004T19 / LDC2005T19")
     for corpus_id in transcript_ids:
-        root = corpus_dir / corpus_id
+        root = text_dir / corpus_id
         found = [p for p in _require_files(
             root, "*.txt", f"Fisher English transcripts {corpus_id}",
             f"expected {corpus_id}/data/trans/000/fe_03_00001.txt ...",
@@ -170,14 +174,16 @@ def read_fisher_transcript(
     return segments
 
 
-def check_eval2000_layout(corpus_dir: Path) -> List[Path]:
-    """Check a Hub5'00 tree (LDC2002S09 and LDC2002T43 side by side); return its ``.sph`` files."""
+def check_eval2000_layout(corpus_dir: Path, text_dir: Optional[Path] = None) -> List[Path]:
+    """Check a Hub5'00 tree (LDC2002S09 and LDC2002T43 side by side in ``corpus_dir``, or LDC2002T43
+    in ``text_dir``); return its ``.sph`` files."""
+    text_dir = Path(text_dir) if text_dir is not None else corpus_dir
     audio = _require_files(
         corpus_dir / EVAL2000_AUDIO_ID / "hub5e_00" / "english", "*.sph", f"Hub5'00 audio {EVAL2000_AUDIO_ID}",
         f"expected {EVAL2000_AUDIO_ID}/hub5e_00/english/sw_4390.sph ...",
     )
     _require_files(
-        corpus_dir / EVAL2000_TRANSCRIPT_ID / "reference" / "english", "*.txt",
+        text_dir / EVAL2000_TRANSCRIPT_ID / "reference" / "english", "*.txt",
         f"Hub5'00 references {EVAL2000_TRANSCRIPT_ID}",
         f"expected {EVAL2000_TRANSCRIPT_ID}/reference/english/sw_4390.txt ...",
     )
@@ -226,6 +232,7 @@ def prepare_fisher(
     config: Optional[LdcPrepConfig] = None,
     audio_ids: Sequence[str] = FISHER_AUDIO_IDS,
     transcript_ids: Sequence[str] = FISHER_TRANSCRIPT_IDS,
+    text_dir: Optional[Pathlike] = None,
 ) -> Tuple[RecordingSet, SupervisionSet]:
     """Fisher English recordings and normalised supervisions (speaker = the side's caller PIN).
 
@@ -237,7 +244,9 @@ def prepare_fisher(
 
     config = config if config is not None else LdcPrepConfig()
     corpus_dir = Path(corpus_dir)
-    sph, texts, tables = check_fisher_layout(corpus_dir, audio_ids, transcript_ids)
+    sph, texts, tables = check_fisher_layout(
+        corpus_dir, audio_ids, transcript_ids, Path(text_dir) if text_dir is not None else None
+    )
     check_sph2pipe(sph)
     sessions = read_fisher_calldata(tables)
     wanted = {p.stem for p in texts}
@@ -254,15 +263,19 @@ def prepare_fisher(
     return recordings, supervisions
 
 
-def prepare_eval2000(corpus_dir: Pathlike) -> Tuple[RecordingSet, SupervisionSet]:
+def prepare_eval2000(
+    corpus_dir: Pathlike, text_dir: Optional[Pathlike] = None
+) -> Tuple[RecordingSet, SupervisionSet]:
     """Hub5'00 recordings and supervisions with normalised references (raw text in ``custom``)."""
     from lhotse.recipes import prepare_eval2000 as lhotse_prepare_eval2000
 
     corpus_dir = Path(corpus_dir)
-    sph = check_eval2000_layout(corpus_dir)
+    text_root = Path(text_dir) if text_dir is not None else corpus_dir
+    sph = check_eval2000_layout(corpus_dir, text_root)
     check_sph2pipe(sph)
+    references = text_root / EVAL2000_TRANSCRIPT_ID / "reference" / "english"
     with tempfile.TemporaryDirectory(prefix="eval2000_prep_") as scratch:
-        manifests = lhotse_prepare_eval2000(corpus_dir, scratch, absolute_paths=True)
+        manifests = lhotse_prepare_eval2000(corpus_dir, scratch, transcript_path=references, absolute_paths=True)
     sups = []
     for sup in manifests["supervisions"]:
         raw = sup.text or ""
@@ -368,18 +381,22 @@ def prepare_ldc(
     eval2000_dir: Optional[Pathlike] = None,
     corpus: str = "swbd",
     config: Optional[LdcPrepConfig] = None,
+    fisher_text_dir: Optional[Pathlike] = None,
+    eval2000_text_dir: Optional[Pathlike] = None,
 ) -> List[Path]:
     """Check every given tree first, then build and write the four parts; return the paths written."""
     config = config if config is not None else LdcPrepConfig()
+    fisher_text = Path(fisher_text_dir) if fisher_text_dir is not None else None
+    eval2000_text = Path(eval2000_text_dir) if eval2000_text_dir is not None else None
     # Check all layouts before the (slow) reading of any, so a wrong path fails in seconds.
     check_switchboard_layout(Path(swbd_audio_dir), Path(swbd_transcripts_dir))
     if fisher_dir is not None:
-        check_fisher_layout(Path(fisher_dir))
+        check_fisher_layout(Path(fisher_dir), text_dir=fisher_text)
     if eval2000_dir is not None:
-        check_eval2000_layout(Path(eval2000_dir))
+        check_eval2000_layout(Path(eval2000_dir), eval2000_text)
     swbd = prepare_switchboard(swbd_audio_dir, swbd_transcripts_dir, config)
-    fisher = prepare_fisher(fisher_dir, config) if fisher_dir is not None else None
-    eval2000 = prepare_eval2000(eval2000_dir) if eval2000_dir is not None else None
+    fisher = prepare_fisher(fisher_dir, config, text_dir=fisher_text) if fisher_dir is not None else None
+    eval2000 = prepare_eval2000(eval2000_dir, eval2000_text) if eval2000_dir is not None else None
     parts = build_parts(swbd, fisher, eval2000, config)
     return write_parts(parts, output_dir, corpus)
 

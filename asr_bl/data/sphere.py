@@ -5,7 +5,9 @@ shorten-compressed, which only ``sph2pipe`` decodes; lhotse reads every ``.sph``
 ``sph2pipe`` is missing, :func:`check_sph2pipe` names the fix. For *uncompressed* SPHERE files (PCM,
 as written by libsndfile) this module can also stand in for ``sph2pipe`` on the command line
 (``python -m asr_bl.data.sphere -f wav -p [-c N] [-t START:END] FILE``), writing WAV to stdout the
-way lhotse invokes it; compressed files get a clear error naming ``sph2pipe``.
+way lhotse invokes it; compressed files get a clear error naming ``sph2pipe``. The module imports
+only the standard library and soundfile, so a wrapper script named ``sph2pipe`` can run this file
+directly (``python /path/to/asr_bl/data/sphere.py "$@"``) without importing the package.
 """
 import argparse
 import io

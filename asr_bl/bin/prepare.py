@@ -1,0 +1,91 @@
+"""asr_bl-prepare: Lhotse manifests for Switchboard-1 + Fisher English + Hub5'00 (the LDC corpora).
+
+Writes ``<out-dir>/{corpus}_recordings_{part}.jsonl.gz`` and ``{corpus}_supervisions_{part}.jsonl.gz``
+for the parts train (SWB minus dev + Fisher, duplicates capped), dev (first 4000 SWB utterances),
+test_swb and test_ch (Hub5'00). Without LDC corpora, use asr_bl-make-corpus (the embedded corpus).
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from asr_bl.data.ldc import PARTS, LdcLayoutError, LdcPrepConfig, manifest_paths, prepare_ldc
+from asr_bl.data.normalize import TrainingTextConfig
+
+EPILOG = """\
+expected layouts (LDC catalogue ids):
+  --swbd DIR           Switchboard-1 Release 2 (LDC97S62): DIR/**/sw0NNNN.sph
+  --swbd-text DIR      MS98 transcripts: DIR/NN/NNNN/swNNNN{A,B}-ms98-a-trans.text
+                       (default: DIR/swb_ms98_transcriptions inside --swbd, if present)
+  --fisher DIR         DIR/LDC2004S13/.../audio/NNN/fe_03_NNNNN.sph and DIR/LDC2005S13/...
+  --fisher-text DIR    DIR/LDC2004T19/{data/trans/NNN/fe_03_NNNNN.txt, doc/*_calldata.tbl}, LDC2005T19
+                       (default: the --fisher directory)
+  --eval2000 DIR       DIR/LDC2002S09/hub5e_00/english/{sw,en}_NNNN.sph
+  --eval2000-text DIR  DIR/LDC2002T43/reference/english/{sw,en}_NNNN.txt (default: --eval2000)
+
+.sph audio is read through sph2pipe, which must be on PATH.
+
+example:
+  asr_bl-prepare --swbd /data/LDC97S62 --swbd-text /data/swb_ms98_transcriptions \\
+      --fisher /data/fisher --eval2000 /data/hub5 --out-dir data/manifests
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr_bl-prepare", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--swbd", type=Path, required=True, help="Switchboard-1 audio (LDC97S62) directory")
+    parser.add_argument("--swbd-text", type=Path, default=None, help="MS98 transcript directory")
+    parser.add_argument("--fisher", type=Path, default=None, help="directory holding the Fisher audio packages")
+    parser.add_argument("--fisher-text", type=Path, default=None, help="directory holding the Fisher transcript packages")
+    parser.add_argument("--eval2000", type=Path, default=None, help="directory holding LDC2002S09 (Hub5'00 audio)")
+    parser.add_argument("--eval2000-text", type=Path, default=None, help="directory holding LDC2002T43 (references)")
+    parser.add_argument("--out-dir", type=Path, default=Path("data/manifests"), help="where manifests go (default: %(default)s)")
+    parser.add_argument("--corpus", default="swbd", help="manifest name prefix (default: %(default)s)")
+    parser.add_argument("--num-dev", type=int, default=4000, help="SWB utterances held out as dev, Kaldi-style (default: %(default)s)")
+    parser.add_argument("--max-duplicates", type=int, default=300,
+                        help="keep at most this many utterances per identical transcript in train (default: %(default)s)")
+    parser.add_argument("--acronyms", choices=["letters", "join"], default="letters",
+                        help="acronyms as single letters 'i b m' or one token 'i_b_m' (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if all manifests exist")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    swbd_text = args.swbd_text
+    if swbd_text is None:
+        candidate = args.swbd / "swb_ms98_transcriptions"
+        if not candidate.is_dir():
+            print(f"error: --swbd-text not given and {candidate} does not exist; pass the MS98 transcript "
+                  "directory (swb_ms98_transcriptions)", file=sys.stderr)
+            return 2
+        swbd_text = candidate
+    wanted_parts = list(PARTS) if args.eval2000 is not None else ["train", "dev"]
+    outputs = [p for part in wanted_parts for p in manifest_paths(args.out_dir, args.corpus, part)]
+    if not args.force and all(p.is_file() for p in outputs):
+        print(f"manifests already complete in {args.out_dir} ({len(outputs)} files); use --force to rebuild")
+        return 0
+    config = LdcPrepConfig(
+        num_dev=args.num_dev, max_duplicates=args.max_duplicates, text=TrainingTextConfig(acronyms=args.acronyms)
+    )
+    try:
+        written = prepare_ldc(
+            args.out_dir, args.swbd, swbd_text, fisher_dir=args.fisher, eval2000_dir=args.eval2000,
+            corpus=args.corpus, config=config, fisher_text_dir=args.fisher_text,
+            eval2000_text_dir=args.eval2000_text,
+        )
+    except (LdcLayoutError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
