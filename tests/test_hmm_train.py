@@ -1,0 +1,182 @@
+"""GMM-HMM training on a tiny real corpus (flite speech): features on the network frame grid,
+mono -> tri, alignment consistency, reproducibility, convert-ali, exports and the CLI."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_bl.features import FbankConfig, num_frames
+from asr_bl.hmm.export import read_int_ark, read_pdf_counts, write_alignment_outputs
+from asr_bl.hmm.feats import GmmFeatureConfig, compute_gmm_features
+from asr_bl.hmm.lang import prepare_lang, read_lexicon
+from asr_bl.hmm.model import GmmHmm, convert_alignment, phone_segments
+from asr_bl.hmm.toy import make_toy_corpus
+from asr_bl.hmm.train import MonoConfig, TriConfig, Utterance, align_with_model, train_mono, train_tri
+from asr_bl.hmm.tree import TreeConfig
+
+MONO = dict(num_iters=8, max_iter_inc=5, total_gauss=250, realign_iters=(1, 2, 3, 5, 7))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    cuts, lex = make_toy_corpus(d)
+    return d, cuts, lex
+
+
+@pytest.fixture(scope="module")
+def lang(corpus):
+    return prepare_lang(read_lexicon(corpus[2]))
+
+
+@pytest.fixture(scope="module")
+def utts(corpus, lang):
+    cuts = corpus[1]
+    feats = compute_gmm_features(cuts, GmmFeatureConfig(), num_jobs=2, progress=False)
+    return [Utterance(c.id, feats[c.id], lang.words_to_ids(c.supervisions[0].text.split())) for c in cuts]
+
+
+@pytest.fixture(scope="module")
+def mono(utts, lang):
+    return train_mono(utts, lang, MonoConfig(**MONO), num_jobs=2)
+
+
+@pytest.fixture(scope="module")
+def tri(utts, lang, mono):
+    cfg = TriConfig(num_iters=6, max_iter_inc=3, total_gauss=500, realign_iters=(3, 5),
+                    tree=TreeConfig(num_leaves=120, min_leaf_count=15))
+    return train_tri(utts, lang, mono.model, mono.alignments, cfg, num_jobs=2)
+
+
+def test_features_on_the_network_frame_grid(corpus, utts):
+    cuts = corpus[1]
+    for cut, u in zip(cuts, utts):
+        assert u.feats.shape == (num_frames(cut.num_samples, 8000, FbankConfig()), 39)
+        assert np.isfinite(u.feats).all()
+    # Per-side mean normalisation: static cepstra of each side average to ~0.
+    assert np.abs(utts[0].feats[:, :13].mean(0)).max() < 1e-3
+
+
+def _check_alignment(lang, model, utt, ali, lexicon):
+    tables = model.tables
+    assert ali.shape == (utt.feats.shape[0],)
+    assert np.array_equal(tables.pdf[ali], [model.tm.transition_id_to_pdf(int(t)) for t in ali])
+    segs = phone_segments(tables, ali)
+    assert sum(n for _, _, n in segs) == len(ali)
+    for phone, _, n in segs:  # every phone instance lasts at least its HMM's minimum length
+        assert n >= model.topo.min_length(phone)
+    speech = [lang.phones[p] for p, _, _ in segs if lang.phones[p] != "sil"]
+    # The non-silence phones spell one pronunciation of each word, in order.
+    words = [lang.words[w] for w in utt.word_ids]
+    pos = 0
+    for w in words:
+        prons = [p for ww, p in lexicon if ww == w]
+        match = [p for p in prons if speech[pos:pos + len(p)] == p]
+        assert match, (utt.id, w, speech)
+        pos += len(match[0])
+    assert pos == len(speech)
+
+
+def test_mono_aligns_every_utterance_consistently(mono, utts, lang):
+    n_ok = len(mono.alignments)
+    assert n_ok + len(mono.failures) == len(utts)
+    assert n_ok >= len(utts) - 1, mono.failures  # every utterance aligned or reported with a reason
+    assert all(r for r in mono.failures.values())
+    by_id = {u.id: u for u in utts}
+    for uid, ali in mono.alignments.items():
+        _check_alignment(lang, mono.model, by_id[uid], ali, lang.lexicon)
+    ll = [e["loglike_per_frame"] for e in mono.log if "loglike_per_frame" in e]
+    assert ll[-1] > ll[0] + 3.0  # EM improves the likelihood
+    assert mono.model.am.num_gauss > mono.model.num_pdfs  # mixtures grew
+
+
+def test_same_seed_same_alignments(mono, utts, lang):
+    again = train_mono(utts, lang, MonoConfig(**MONO), num_jobs=2)
+    assert again.alignments.keys() == mono.alignments.keys()
+    for k in mono.alignments:
+        assert np.array_equal(again.alignments[k], mono.alignments[k])
+    assert again.model.to_bytes() == mono.model.to_bytes()
+
+
+def test_convert_ali_keeps_phones_and_uses_the_tree(mono, tri, utts):
+    result, _ = tri
+    old, new, tree = mono.model.tables, result.model.tables, result.model.tree
+    for uid, ali in list(mono.alignments.items())[:10]:
+        conv = convert_alignment(ali, old, new, tree)
+        assert conv.shape == ali.shape
+        assert np.array_equal(new.phone[conv], old.phone[ali])
+        assert np.array_equal(new.hmm_state[conv], old.hmm_state[ali])
+        assert np.array_equal(new.trans_index[conv], old.trans_index[ali])
+        segs = phone_segments(old, ali)
+        for i, (p, start, n) in enumerate(segs):
+            left = segs[i - 1][0] if i else 0
+            right = segs[i + 1][0] if i + 1 < len(segs) else 0
+            for t in range(start, start + n):
+                assert new.pdf[conv[t]] == tree.map(left, p, right, int(old.pdf_class[ali[t]]))
+
+
+def test_tri_has_configured_leaves_and_beats_mono(tri, mono, utts, lang):
+    result, summary = tri
+    assert result.model.num_pdfs == 120 == summary["num_pdfs"]
+    assert result.model.ctx_dep.context_width == 3
+    assert len(result.alignments) + len(result.failures) == len(utts)
+    by_id = {u.id: u for u in utts}
+    for uid, ali in result.alignments.items():
+        _check_alignment(lang, result.model, by_id[uid], ali, lang.lexicon)
+    _, _, ll_mono = align_with_model(utts, lang, mono.model, MonoConfig().align, num_jobs=1)
+    _, _, ll_tri = align_with_model(utts, lang, result.model, MonoConfig().align, num_jobs=1)
+    assert ll_tri > ll_mono
+
+
+def test_model_save_load_and_exports(tri, utts, lang, corpus, tmp_path):
+    result, _ = tri
+    result.model.save(tmp_path / "final.mdl")
+    loaded = GmmHmm.load(tmp_path / "final.mdl")
+    assert loaded.to_bytes() == result.model.to_bytes()
+    assert (tmp_path / "tree").read_bytes() == result.model.tree.to_kaldi_bytes()
+    cuts = corpus[1]
+    summary = write_alignment_outputs(tmp_path / "ali", loaded, lang, result.alignments, result.failures,
+                                      cuts, "toy_cuts.jsonl.gz")
+    pdf_ark = read_int_ark(tmp_path / "ali" / "pdf_ali.ark.txt")
+    counts = read_pdf_counts(tmp_path / "ali" / "pdf_counts")
+    assert counts.shape == (loaded.num_pdfs,)
+    assert counts.sum() == sum(len(v) for v in pdf_ark.values()) == summary["frames"]
+    from lhotse import load_manifest
+
+    out = load_manifest(tmp_path / "ali" / "toy_cuts.jsonl.gz")
+    assert len(out) == len(result.alignments)
+    for cut in out:
+        pdf = cut.load_custom("pdf_ali")
+        phone = cut.load_custom("phone_ali")
+        assert pdf.dtype == np.int32 and pdf.shape == (num_frames(cut.num_samples, 8000, FbankConfig()),)
+        assert np.array_equal(pdf, pdf_ark[cut.id])
+        assert np.array_equal(phone, loaded.tables.phone[result.alignments[cut.id]])
+    ctm = (tmp_path / "ali" / "phones.ctm").read_text().splitlines()
+    first = [l.split() for l in ctm if l.startswith(out[0].id + " ")]
+    assert sum(float(f[3]) for f in first) == pytest.approx(out[0].duration, abs=0.011)
+
+
+def test_cli_end_to_end_and_resume(corpus, tmp_path, capsys):
+    from asr_bl.bin.gmm import main
+
+    d, cuts, lex = corpus
+    small = cuts.subset(first=24)
+    cuts_path = tmp_path / "toy_cuts_train.jsonl.gz"
+    small.to_file(cuts_path)
+    lang_dir, exp = tmp_path / "lang", tmp_path / "exp"
+    assert main(["prepare-lang", "--lexicon", str(lex), "--out-dir", str(lang_dir)]) == 0
+    common = ["--cuts", str(cuts_path), "--lang", str(lang_dir), "--num-jobs", "2"]
+    assert main(["train-mono", *common, "--out-dir", str(exp / "mono"), "--num-iters", "6",
+                 "--total-gauss", "200"]) == 0
+    assert main(["train-tri", *common, "--out-dir", str(exp / "tri1"), "--ali-dir", str(exp / "mono"),
+                 "--num-leaves", "80", "--num-iters", "5", "--min-leaf-count", "10"]) == 0
+    assert main(["align", *common, "--out-dir", str(exp / "ali"), "--model-dir", str(exp / "tri1")]) == 0
+    done = json.loads((exp / "ali" / "done.json").read_text())["summary"]
+    assert done["aligned"] + done["failed"] == 24 and done["num_pdfs"] == 80
+    assert (exp / "ali" / "num_pdfs").read_text().strip() == "80"
+    capsys.readouterr()
+    assert main(["align", *common, "--out-dir", str(exp / "ali"), "--model-dir", str(exp / "tri1")]) == 0
+    assert "skipping" in capsys.readouterr().out
+    assert main(["train-tri", *common, "--out-dir", str(exp / "x"), "--ali-dir", str(exp / "nothing")]) == 1
+    assert "train the previous stage first" in capsys.readouterr().err
