@@ -68,18 +68,18 @@ def test_accuracy_counts() -> None:
 
 
 def test_resume_reproduces_uninterrupted_run(image_folder: Path, tmp_path: Path) -> None:
-    common = dict(data=str(image_folder), arch="bl_resnet50", num_classes=2, batch_size=2,
-                  workers=0, crop_size=64, eval_sizes=(64,), lr=0.5)
+    common = dict(data=str(image_folder), arch="bl_resnet50", num_classes=2, batch_size=4,
+                  workers=0, crop_size=64, eval_sizes=(64,), lr=0.5)  # batch 4: 2 steps/epoch
     train(TrainConfig(out_dir=str(tmp_path / "straight"), epochs=2, **common))
     # Interrupted after epoch 1 (the cosine schedule still spans 2 epochs), then continued.
     train(TrainConfig(out_dir=str(tmp_path / "resumed"), epochs=2, stop_after_epoch=1, **common))
     first = torch.load(tmp_path / "resumed" / "checkpoint.pth.tar")
-    assert first["epoch"] == 1 and first["step"] == 4
+    assert first["epoch"] == 1 and first["step"] == 2
     train(TrainConfig(out_dir=str(tmp_path / "resumed"), epochs=2, **common))
 
     straight = torch.load(tmp_path / "straight" / "checkpoint.pth.tar")
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pth.tar")
-    assert straight["epoch"] == resumed["epoch"] == 2 and resumed["step"] == 8
+    assert straight["epoch"] == resumed["epoch"] == 2 and resumed["step"] == 4
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=0, msg=key)
     assert not torch.equal(first["state_dict"]["module.fc.weight"], resumed["state_dict"]["module.fc.weight"])
