@@ -1,0 +1,140 @@
+"""Telephone channel simulation: resampling, speed perturbation, room reverberation, noise, band.
+
+Everything here is a pure function of its inputs and a ``numpy.random.Generator``, so the corpus
+is reproducible. Signals are float32 in [-1, 1].
+"""
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Tuple
+
+import numpy as np
+from scipy import fft as sp_fft
+from scipy import signal
+
+TELEPHONE_RATE = 8000
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """Ranges from which each conversation side / utterance draws its acoustic conditions.
+
+    SNRs are of speech over the added noise, in dB; RT60 is the reverberation time in seconds.
+    ``mulaw_prob`` is the chance a side passes through 8-bit mu-law (G.711) coding,
+    ``crosstalk_db`` the level of the other side leaking into a channel (echo of the hybrid).
+    """
+
+    snr_db: Tuple[float, float] = (12.0, 35.0)
+    noise_floor_db: Tuple[float, float] = (35.0, 50.0)  # speech-to-background between utterances
+    rt60_s: Tuple[float, float] = (0.1, 0.4)
+    reverb_prob: float = 0.5
+    band_hz: Tuple[float, float] = (300.0, 3400.0)
+    band_jitter_hz: Tuple[float, float] = (50.0, 150.0)  # per-side variation of the band edges
+    mulaw_prob: float = 0.5
+    clip_prob: float = 0.0
+    crosstalk_db: Tuple[float, float] = (-45.0, -35.0)
+    speed: Tuple[float, float] = (0.9, 1.1)
+
+
+SWB_CHANNEL = ChannelConfig()
+# CallHome-like: noisier, more reverberant, narrower band, always companded, sometimes clipped.
+CH_CHANNEL = ChannelConfig(
+    snr_db=(3.0, 18.0),
+    noise_floor_db=(20.0, 32.0),
+    rt60_s=(0.3, 0.8),
+    reverb_prob=0.8,
+    band_hz=(400.0, 3000.0),
+    band_jitter_hz=(0.0, 150.0),
+    mulaw_prob=1.0,
+    clip_prob=0.3,
+    crosstalk_db=(-30.0, -20.0),
+    speed=(0.9, 1.1),
+)
+
+
+def resample(x: np.ndarray, rate_in: float, rate_out: int) -> np.ndarray:
+    """Polyphase resampling from ``rate_in`` to ``rate_out``; the ratio is rounded to a fraction
+    with denominator <= 100 (< 0.1% off), which keeps the anti-aliasing filter short."""
+    ratio = Fraction(rate_out / rate_in).limit_denominator(100)
+    if ratio == 1:
+        return x.astype(np.float32)
+    return signal.resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def to_telephone_rate(x: np.ndarray, rate: int, speed: float = 1.0) -> np.ndarray:
+    """Resample to 8 kHz while speeding up by ``speed`` (>1 is faster and higher, like Kaldi's
+    speed perturbation and a shorter vocal tract)."""
+    return resample(x, rate * speed, TELEPHONE_RATE)
+
+
+def synthetic_rir(rng: np.random.Generator, rt60_s: float, rate: int = TELEPHONE_RATE) -> np.ndarray:
+    """A room impulse response: a direct path, a few early reflections and an exponentially
+    decaying noise tail reaching -60 dB at ``rt60_s``; normalised to a unit direct path."""
+    length = max(1, int(rt60_s * rate))
+    t = np.arange(length) / rate
+    tail = rng.standard_normal(length) * np.exp(-6.9078 * t / rt60_s)  # ln(1000) = 6.9078
+    tail[: int(0.002 * rate)] = 0.0  # the diffuse tail starts after the early reflections
+    rir = 0.3 * tail
+    for _ in range(int(rng.integers(2, 6))):
+        delay = int(rng.uniform(0.002, 0.02) * rate)
+        if delay < length:
+            rir[delay] += rng.uniform(-0.5, 0.5)
+    rir[0] = 1.0
+    return (rir / np.sqrt(np.sum(rir**2))).astype(np.float32)
+
+
+def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """Convolve with ``rir`` and keep the original length plus the tail."""
+    return signal.fftconvolve(x, rir)[: len(x) + len(rir) - 1].astype(np.float32)
+
+
+def colored_noise(rng: np.random.Generator, num_samples: int, kind: str) -> np.ndarray:
+    """Unit-RMS noise: 'white', 'pink' (1/f), 'brown' (1/f^2) or 'babble' (speech-shaped,
+    syllable-rate modulated)."""
+    # Shape the spectrum at an FFT-friendly length (prime lengths are ~100x slower), then cut.
+    length = sp_fft.next_fast_len(max(num_samples, 1), real=True)
+    white = rng.standard_normal(length, dtype=np.float32)
+    if kind == "white":
+        noise = white
+    else:
+        spectrum = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(length, 1.0 / TELEPHONE_RATE)
+        freqs[0] = freqs[1] if len(freqs) > 1 else 1.0
+        if kind == "pink":
+            shape = 1.0 / np.sqrt(freqs)
+        elif kind == "brown":
+            shape = 1.0 / freqs
+        elif kind == "babble":
+            shape = np.exp(-0.5 * ((freqs - 500.0) / 600.0) ** 2) + 0.1
+        else:
+            raise ValueError(f"unknown noise kind {kind!r}")
+        noise = np.fft.irfft(spectrum * shape, n=length)
+        if kind == "babble":
+            t = np.arange(length) / TELEPHONE_RATE
+            phase = rng.uniform(0, 2 * np.pi, size=3)
+            envelope = 1.0 + 0.6 * sum(np.sin(2 * np.pi * f * t + p) for f, p in zip((3.1, 4.7, 5.3), phase)) / 3
+            noise = noise * envelope
+    noise = noise[:num_samples]
+    rms = np.sqrt(np.mean(noise**2)) if num_samples else 1.0
+    return (noise / max(rms, 1e-12)).astype(np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    """Root mean square over the samples above -50 dB of the peak (i.e. the active speech)."""
+    if len(x) == 0:
+        return 0.0
+    active = x[np.abs(x) > 0.003 * np.max(np.abs(x))] if np.max(np.abs(x)) > 0 else x
+    return float(np.sqrt(np.mean(active.astype(np.float64) ** 2))) if len(active) else 0.0
+
+
+def band_limit(x: np.ndarray, low_hz: float, high_hz: float, rate: int = TELEPHONE_RATE) -> np.ndarray:
+    """Telephone band-pass (4th-order Butterworth, zero phase)."""
+    high_hz = min(high_hz, 0.49 * rate)
+    sos = signal.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
+    return signal.sosfiltfilt(sos, x).astype(np.float32)
+
+
+def mulaw_roundtrip(x: np.ndarray, mu: int = 255) -> np.ndarray:
+    """Encode to 8-bit mu-law and decode again (G.711 quantisation noise)."""
+    y = np.sign(x) * np.log1p(mu * np.minimum(np.abs(x), 1.0)) / np.log1p(mu)
+    q = np.round((y + 1) / 2 * mu) / mu * 2 - 1
+    return (np.sign(q) * ((1 + mu) ** np.abs(q) - 1) / mu).astype(np.float32)
