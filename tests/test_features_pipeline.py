@@ -148,6 +148,16 @@ def test_features_cli_on_manifest_dir(tmp_path, tiny_cuts, capsys):
     cuts = load_manifest(out / "synth_cuts_train.jsonl.gz")
     assert all(c.has_features for c in cuts)
     assert sorted(c.id for c in cuts) == sorted(tiny_cuts.ids)
+    # Speed perturbation (before alignment): perturbed copies of train, on the same frame grid.
+    out_sp = tmp_path / "fbank_sp"
+    assert main(["--manifest-dir", str(manifests), "--out-dir", str(out_sp), "--parts", "train",
+                 "--speed-perturb", "0.9"]) == 0
+    sp = load_manifest(out_sp / "synth_cuts_train.jsonl.gz")
+    assert len(sp) == 16 and sum(c.id.endswith("_sp0.9") for c in sp) == 8
+    slow = sp["conv0-A-0_sp0.9"]
+    assert slow.duration == pytest.approx(1.0 / 0.9, abs=1e-3)
+    assert slow.load_features().shape[0] == cut_num_frames(slow, FbankConfig()) == 111
+    capsys.readouterr()
     assert main(["--manifest-dir", str(manifests), "--prefix", "nope", "--out-dir", str(out)]) == 2
     assert "nope_supervisions_<part>.jsonl.gz" in capsys.readouterr().err
     assert main(["--manifest-dir", str(tmp_path / "absent"), "--out-dir", str(out)]) == 2

@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
     from lhotse import CutSet, load_manifest
+
+    # Parallelism comes from --num-jobs processes; intra-op threads would oversubscribe the cores.
+    torch.set_num_threads(1)
 
     if not args.manifest_dir.is_dir():
         print(f"error: manifest directory {args.manifest_dir} does not exist; run stage 0 "

@@ -214,7 +214,8 @@ def compute_and_store(
     """Compute log-mel features (lilcom storage) and per-side CMVN stats for ``cuts``; write the part's files.
 
     Resumable: a part whose cut manifest and stats exist (written last, via temporary names) is
-    loaded, not recomputed, unless ``overwrite``.
+    loaded, not recomputed, unless ``overwrite``. ``num_jobs`` is capped at one process per 200
+    cuts: a worker process costs seconds to start, more than small parts take to compute.
     """
     from lhotse import load_manifest
 
@@ -226,6 +227,8 @@ def compute_and_store(
         logger.info("features of %s %s exist (%s): skipping", corpus, part, paths["cuts"])
         return load_manifest(paths["cuts"])
     extractor = make_extractor(config)
+    cuts = cuts.to_eager()
+    num_jobs = max(1, min(num_jobs, len(cuts) // 200))
     with_feats = cuts.compute_and_store_features(
         extractor=extractor, storage_path=paths["storage"], num_jobs=num_jobs,
         storage_type=writer,
