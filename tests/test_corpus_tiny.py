@@ -72,6 +72,9 @@ def test_layout_and_manifests_validate(corpus):
         validate_recordings_and_supervisions(recs, sups)
         assert {s.recording_id for s in sups} == set(recs.ids)
         assert summary["parts"][part]["utterances"] == len(sups)
+        for kind in ("recordings", "supervisions"):
+            link = os.path.join(out, "manifests", f"synth_{kind}_{part}.jsonl.gz")
+            assert os.path.samefile(link, os.path.join(out, f"synth_{kind}_{part}.jsonl.gz"))
     summary_md = open(os.path.join(out, "SUMMARY.md")).read()
     assert "test_ch" in summary_md and "espeak" in summary_md
 

@@ -4,6 +4,7 @@ Layout of ``out_dir`` (the shared contract of the recipe)::
 
     synth_recordings_{train,dev,test_swb,test_ch}.jsonl.gz    lhotse RecordingSet, 2-channel 8 kHz
     synth_supervisions_{...}.jsonl.gz                          lhotse SupervisionSet (speaker, channel)
+    manifests/       relative symlinks to the manifests above (where the recipe collects them)
     lexicon.txt      Kaldi lexicon (CMUdict, stress removed) of every word in the corpus and LM text
     lm_text.txt      LM training sentences: train transcripts + extra text, none from dev/test
     SUMMARY.md, summary.json                                    hours, speakers, engines, build time
@@ -334,10 +335,17 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
                 words += len(s["text"].split())
         for manifest, kind in ((RecordingSet.from_recordings(recordings), "recordings"),
                                (SupervisionSet.from_segments(supervisions), "supervisions")):
-            final = os.path.join(out_dir, f"{CORPUS_NAME}_{kind}_{part}.jsonl.gz")
+            name = f"{CORPUS_NAME}_{kind}_{part}.jsonl.gz"
+            final = os.path.join(out_dir, name)
             tmp = final[: -len(".jsonl.gz")] + ".tmp.jsonl.gz"
             manifest.to_file(tmp)
             os.replace(tmp, final)
+            # The recipe collects manifests from <corpus>/manifests/ (as for the LDC preparation);
+            # relative links keep one copy and survive moving the corpus directory.
+            link = os.path.join(out_dir, "manifests", name)
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            if not os.path.islink(link):
+                os.symlink(os.path.join("..", name), link)
         stats[part] = {
             "conversations": len(recordings),
             "recording_hours": round(sum(r.duration for r in recordings) / 3600, 3),
