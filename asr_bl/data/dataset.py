@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
 from asr_bl.features.fbank import FbankConfig
 from asr_bl.features.pipeline import CmvnStats, FeatureLoader, cut_num_frames
@@ -225,9 +226,12 @@ class _OptionalDataSourceSampler(torch.utils.data.Sampler):
         pass
 
 
-def _compatible(sampler_class: type) -> type:
-    """``sampler_class`` made constructible on every supported torch version (see above)."""
-    return type(sampler_class.__name__, (sampler_class, _OptionalDataSourceSampler), {})
+class BucketingCutSampler(DynamicBucketingSampler, _OptionalDataSourceSampler):
+    """lhotse's ``DynamicBucketingSampler``, constructible on torch 1.13 too (module-level: picklable)."""
+
+
+class PlainCutSampler(SimpleCutSampler, _OptionalDataSourceSampler):
+    """lhotse's ``SimpleCutSampler``, constructible on torch 1.13 too (module-level: picklable)."""
 
 
 def make_sampler(
@@ -247,14 +251,12 @@ def make_sampler(
     ``torch.distributed``'s when it is initialised, else a single process; each rank gets a
     disjoint share of the batches.
     """
-    from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
-
     if num_buckets:
-        return _compatible(DynamicBucketingSampler)(
+        return BucketingCutSampler(
             cuts, max_duration=max_duration, shuffle=shuffle, num_buckets=num_buckets,
             world_size=world_size, rank=rank, seed=seed, drop_last=drop_last,
         )
-    return _compatible(SimpleCutSampler)(
+    return PlainCutSampler(
         cuts, max_duration=max_duration, shuffle=shuffle, world_size=world_size, rank=rank,
         seed=seed, drop_last=drop_last,
     )
@@ -277,10 +279,12 @@ def attach_alignment(cut, name: str, labels: np.ndarray, storage_dir: str, frame
 
 
 __all__ = [
+    "BucketingCutSampler",
     "CONTEXT",
     "FrameDataConfig",
     "FrameLevelDataset",
     "IGNORE_LABEL",
+    "PlainCutSampler",
     "attach_alignment",
     "chunk_offset",
     "chunk_utterance",
