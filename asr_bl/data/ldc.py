@@ -1,6 +1,7 @@
 """Manifests for the licensed corpora: Switchboard-1 (LDC97S62 + MS98 transcripts), Fisher English
 (LDC2004S13/LDC2005S13 audio, LDC2004T19/LDC2005T19 transcripts) and Hub5'00 (LDC2002S09 audio,
-LDC2002T43 references), built with lhotse's recipes plus what a Kaldi-style recipe needs:
+LDC2002T43 references), built with lhotse's Switchboard and Hub5'00 recipes (Fisher transcripts are
+parsed here, see :func:`prepare_fisher`) plus what a Kaldi-style recipe needs:
 
 * layout checks before anything is read, with errors naming the expected sub-directory and corpus id
   (:class:`LdcLayoutError`);
@@ -233,12 +234,16 @@ def prepare_fisher(
     audio_ids: Sequence[str] = FISHER_AUDIO_IDS,
     transcript_ids: Sequence[str] = FISHER_TRANSCRIPT_IDS,
     text_dir: Optional[Pathlike] = None,
+    num_jobs: int = 4,
 ) -> Tuple[RecordingSet, SupervisionSet]:
     """Fisher English recordings and normalised supervisions (speaker = the side's caller PIN).
 
     Transcripts are parsed here rather than by lhotse's recipe, whose parser drops a fixed number of
-    leading lines; this one skips exactly the ``#`` header and blank lines.
+    leading lines; this one skips exactly the ``#`` header and blank lines. Recordings are probed
+    by ``num_jobs`` threads (each probe is an sph2pipe subprocess).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from lhotse import Recording
     from lhotse.qa import fix_manifests
 
@@ -250,9 +255,11 @@ def prepare_fisher(
     check_sph2pipe(sph)
     sessions = read_fisher_calldata(tables)
     wanted = {p.stem for p in texts}
-    recordings = RecordingSet.from_recordings(
-        Recording.from_file(p) for p in tqdm(sph, desc="Fisher recordings") if p.stem in wanted
-    )
+    audio = [p for p in sph if p.stem in wanted]
+    with ThreadPoolExecutor(max(1, num_jobs)) as pool:
+        recordings = RecordingSet.from_recordings(
+            tqdm(pool.map(Recording.from_file, audio), total=len(audio), desc="Fisher recordings")
+        )
     sups: List[SupervisionSegment] = []
     for path in tqdm(texts, desc="Fisher transcripts"):
         call_id = path.stem.split("_")[-1]
