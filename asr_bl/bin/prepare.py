@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep at most this many utterances per identical transcript in train (default: %(default)s)")
     parser.add_argument("--acronyms", choices=["letters", "join"], default="letters",
                         help="acronyms as single letters 'i b m' or one token 'i_b_m' (default: %(default)s)")
+    parser.add_argument("--num-jobs", type=int, default=4, help="parallel audio probes (sph2pipe processes) (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="rebuild even if all manifests exist")
     return parser
 
@@ -77,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         written = prepare_ldc(
             args.out_dir, args.swbd, swbd_text, fisher_dir=args.fisher, eval2000_dir=args.eval2000,
             corpus=args.corpus, config=config, fisher_text_dir=args.fisher_text,
-            eval2000_text_dir=args.eval2000_text,
+            eval2000_text_dir=args.eval2000_text, num_jobs=args.num_jobs,
         )
     except (LdcLayoutError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

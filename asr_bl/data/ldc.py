@@ -390,6 +390,7 @@ def prepare_ldc(
     config: Optional[LdcPrepConfig] = None,
     fisher_text_dir: Optional[Pathlike] = None,
     eval2000_text_dir: Optional[Pathlike] = None,
+    num_jobs: int = 4,
 ) -> List[Path]:
     """Check every given tree first, then build and write the four parts; return the paths written."""
     config = config if config is not None else LdcPrepConfig()
@@ -402,7 +403,9 @@ def prepare_ldc(
     if eval2000_dir is not None:
         check_eval2000_layout(Path(eval2000_dir), eval2000_text)
     swbd = prepare_switchboard(swbd_audio_dir, swbd_transcripts_dir, config)
-    fisher = prepare_fisher(fisher_dir, config, text_dir=fisher_text) if fisher_dir is not None else None
+    fisher = (
+        prepare_fisher(fisher_dir, config, text_dir=fisher_text, num_jobs=num_jobs) if fisher_dir is not None else None
+    )
     eval2000 = prepare_eval2000(eval2000_dir, eval2000_text) if eval2000_dir is not None else None
     parts = build_parts(swbd, fisher, eval2000, config)
     return write_parts(parts, output_dir, corpus)
