@@ -70,8 +70,9 @@ def get_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--num-iters", type=int, default=25, help="EM iterations")
     p.add_argument("--total-gauss", type=int, default=1000, help="Gaussians in total at the end")
-    p.add_argument("--subset", type=int, default=0,
-                   help="train on the N shortest utterances (Kaldi's train_2kshort), then align all; 0 = all")
+    p.add_argument("--subset", type=int, default=2000,
+                   help="train on the N shortest utterances (Kaldi's train_2kshort: a flat start works best "
+                        "on short utterances), then align all with the result; 0 = all")
 
     p = sub.add_parser("train-tri", help="triphone training with our decision tree",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -96,8 +96,10 @@ class Utterance:
 class ShardWorker:
     """Owns a shard of utterances: graphs, alignments, statistics. Runs in its own process."""
 
-    def __init__(self, utts: List[Utterance], lang: Lang) -> None:
+    def __init__(self, utts: List[Utterance], lang: Lang, index: int = 0, num_shards: int = 1) -> None:
         self.utts = utts
+        self.index = index
+        self.num_shards = num_shards
         self.lang = lang
         self.graphs: Dict[str, Any] = {}
         self.ali: Dict[str, np.ndarray] = {}
@@ -163,7 +165,9 @@ class ShardWorker:
         cfg = khg.AlignConfig(beam=opts.beam, retry_beam=opts.retry_beam, careful=False)
         failed = {}
         tot_like, frames = 0.0, 0
-        for u in self.utts:
+        # Shards are balanced, so the first shard's bar shows the progress of all of them.
+        desc = f"align (shard 1/{self.num_shards})" if self.num_shards > 1 else "align"
+        for u in tqdm(self.utts, desc=desc, unit="utt", leave=False, disable=self.index != 0 or len(self.utts) < 500):
             g = self.graphs.get(u.id)
             if g is None:
                 continue
@@ -291,7 +295,7 @@ class WorkerPool:
             k = int(np.argmin(load))
             shards[k].append(u)
             load[k] += u.feats.shape[0]
-        self.workers: List[ShardWorker] = [ShardWorker(s, lang) for s in shards]
+        self.workers: List[ShardWorker] = [ShardWorker(s, lang, i, num_jobs) for i, s in enumerate(shards)]
         self.procs: List[Any] = []
         self.conns: List[Any] = []
         if num_jobs > 1:
