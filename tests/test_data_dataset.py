@@ -168,3 +168,21 @@ def test_window_examples_edge_replication():
     windows, labels = window_examples(feats, np.arange(5), context=2)
     np.testing.assert_array_equal(windows[0, 0, 0], [0, 0, 0, 1, 2])
     np.testing.assert_array_equal(windows[4, 0, 0], [2, 3, 4, 4, 4])
+
+
+def test_chunks_through_the_model_equal_window_outputs():
+    """With the real acoustic model (eval mode), chunk outputs equal the paper's per-window outputs."""
+    from asr_bl.models import build_model
+
+    model = build_model("bl-resnet22-a4-b1", num_classes=11, width=0.25).eval()
+    feats = np.random.default_rng(0).standard_normal((3, 64, 57)).astype(np.float32)
+    labels = np.arange(57)
+    inputs, targets, _ = chunk_utterance(feats, labels, chunk_frames=20, context=24, offset=7)
+    windows, _ = window_examples(feats, labels, context=24)
+    with torch.no_grad():
+        chunk_out = model(torch.from_numpy(inputs))  # (K, 20, 11)
+        window_out = model(torch.from_numpy(windows))  # (57, 1, 11)
+    assert chunk_out.shape == (inputs.shape[0], 20, 11) and window_out.shape == (57, 1, 11)
+    valid = targets != IGNORE_LABEL
+    frames = torch.from_numpy(targets[valid])  # the label is the frame index here
+    torch.testing.assert_close(chunk_out[torch.from_numpy(valid)], window_out[frames, 0], atol=1e-5, rtol=1e-5)
