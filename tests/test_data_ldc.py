@@ -242,8 +242,9 @@ def test_prepare_cli(swbd_tree, eval2000_tree, sph2pipe_on_path, tmp_path, capsy
 
     audio, trans = swbd_tree
     out = tmp_path / "manifests"
+    # Empty values (unset recipe variables) mean "not given".
     args = ["--swbd", str(audio), "--swbd-text", str(trans), "--eval2000", str(eval2000_tree),
-            "--out-dir", str(out), "--num-dev", "2"]
+            "--fisher", "", "--fisher-text", "", "--eval2000-text", "", "--out-dir", str(out), "--num-dev", "2"]
     assert main(args) == 0
     assert len(list(out.glob("swbd_*_*.jsonl.gz"))) == 8
     assert main(args) == 0 and "already complete" in capsys.readouterr().out

@@ -32,17 +32,22 @@ example:
 """
 
 
+def optional_path(text: str) -> Optional[Path]:
+    """A path argument where an empty string (an unset shell variable) means "not given"."""
+    return Path(text) if text.strip() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr_bl-prepare", description=__doc__, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--swbd", type=Path, required=True, help="Switchboard-1 audio (LDC97S62) directory")
-    parser.add_argument("--swbd-text", type=Path, default=None, help="MS98 transcript directory")
-    parser.add_argument("--fisher", type=Path, default=None, help="directory holding the Fisher audio packages")
-    parser.add_argument("--fisher-text", type=Path, default=None, help="directory holding the Fisher transcript packages")
-    parser.add_argument("--eval2000", type=Path, default=None, help="directory holding LDC2002S09 (Hub5'00 audio)")
-    parser.add_argument("--eval2000-text", type=Path, default=None, help="directory holding LDC2002T43 (references)")
+    parser.add_argument("--swbd-text", type=optional_path, default=None, help="MS98 transcript directory")
+    parser.add_argument("--fisher", type=optional_path, default=None, help="directory holding the Fisher audio packages")
+    parser.add_argument("--fisher-text", type=optional_path, default=None, help="directory holding the Fisher transcript packages")
+    parser.add_argument("--eval2000", type=optional_path, default=None, help="directory holding LDC2002S09 (Hub5'00 audio)")
+    parser.add_argument("--eval2000-text", type=optional_path, default=None, help="directory holding LDC2002T43 (references)")
     parser.add_argument("--out-dir", type=Path, default=Path("data/manifests"), help="where manifests go (default: %(default)s)")
     parser.add_argument("--corpus", default="swbd", help="manifest name prefix (default: %(default)s)")
     parser.add_argument("--num-dev", type=int, default=4000, help="SWB utterances held out as dev, Kaldi-style (default: %(default)s)")
