@@ -13,6 +13,7 @@ from asr_bl.features import (
     compute_fbank,
     cut_num_frames,
     feature_paths,
+    load_feature_part,
     side_key,
     stack_deltas,
     utterance_cuts,
@@ -79,6 +80,10 @@ def test_compute_and_store_then_load(tiny_cuts, tmp_path):
     stats = CmvnStats.load(paths["cmvn"])
     assert sorted(stats.keys) == ["conv0:0", "conv0:1", "conv1:0", "conv1:1"]
     assert stats.count.sum() == sum(cut_num_frames(c, config) for c in reloaded)
+    loaded_cuts, loaded_stats, loaded_config = load_feature_part(out, "synth", "train")
+    assert loaded_config == config and loaded_stats.keys == stats.keys and len(loaded_cuts) == 8
+    with pytest.raises(FileNotFoundError, match="asr_bl-features --prefix synth"):
+        load_feature_part(out, "synth", "dev")
     # Resumable: a complete part is loaded, not recomputed.
     stamp = paths["cuts"].stat().st_mtime_ns
     again = compute_and_store(tiny_cuts, out, "synth", "train", config)

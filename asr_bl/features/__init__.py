@@ -19,6 +19,7 @@ from asr_bl.features.pipeline import (
     compute_cmvn_stats,
     cut_num_frames,
     feature_paths,
+    load_feature_part,
     side_key,
     utterance_cuts,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "compute_cmvn_stats",
     "cut_num_frames",
     "feature_paths",
+    "load_feature_part",
     "side_key",
     "utterance_cuts",
     "CMVN_MODES",

@@ -250,6 +250,24 @@ def compute_and_store(
     return with_feats
 
 
+def load_feature_part(output_dir: Pathlike, corpus: str, part: str) -> Tuple[CutSet, CmvnStats, FbankConfig]:
+    """The cuts, CMVN statistics and feature configuration of one precomputed part.
+
+    Raises ``FileNotFoundError`` naming the missing file and the command that makes it.
+    """
+    from lhotse import load_manifest
+
+    paths = feature_paths(output_dir, corpus, part)
+    for key in ("cuts", "cmvn", "config"):
+        if not paths[key].is_file():
+            raise FileNotFoundError(
+                f"{paths[key]} not found; compute the features first: "
+                f"asr_bl-features --prefix {corpus} --out-dir {output_dir} --parts {part}"
+            )
+    config = FbankConfig.from_dict(json.loads(paths["config"].read_text()))
+    return load_manifest(paths["cuts"]), CmvnStats.load(paths["cmvn"]), config
+
+
 class FeatureLoader:
     """Loads the ``(3, F, T)`` network input of cuts: log-mel (precomputed or from audio) -> CMVN -> Δ/ΔΔ.
 
@@ -312,6 +330,7 @@ __all__ = [
     "cut_num_frames",
     "feature_paths",
     "lilcom_available",
+    "load_feature_part",
     "storage_writer",
     "side_key",
     "utterance_cuts",
