@@ -178,5 +178,13 @@ def test_cli_end_to_end_and_resume(corpus, tmp_path, capsys):
     capsys.readouterr()
     assert main(["align", *common, "--out-dir", str(exp / "ali"), "--model-dir", str(exp / "tri1")]) == 0
     assert "skipping" in capsys.readouterr().out
+    # The reused training alignments agree with a fresh alignment by the same model.
+    assert main(["align", *common, "--out-dir", str(exp / "ali2"), "--model-dir", str(exp / "tri1"),
+                 "--reuse-alignments", "0"]) == 0
+    a = read_int_ark(exp / "ali" / "pdf_ali.ark.txt")
+    b = read_int_ark(exp / "ali2" / "pdf_ali.ark.txt")
+    assert a.keys() == b.keys()
+    same = sum(int((a[k] == b[k]).sum()) for k in a)
+    assert same >= 0.95 * sum(len(v) for v in a.values())
     assert main(["train-tri", *common, "--out-dir", str(exp / "x"), "--ali-dir", str(exp / "nothing")]) == 1
     assert "train the previous stage first" in capsys.readouterr().err

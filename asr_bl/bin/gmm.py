@@ -87,6 +87,9 @@ def get_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_common(p)
     p.add_argument("--model-dir", required=True, help="directory holding final.mdl")
+    p.add_argument("--reuse-alignments", type=int, choices=(0, 1), default=1,
+                   help="1: use the model dir's ali.ark.txt (its training's final alignments, made by "
+                        "final.mdl) instead of re-aligning; 0: always re-align")
     return parser
 
 
@@ -206,10 +209,12 @@ def cmd_train_mono(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
     t1 = time.time()
     result = train_mono(train_utts, lang, cfg, num_jobs=args.num_jobs)
     timings["train_s"] = time.time() - t1
-    t2 = time.time()
-    ali, failures, ll = align_with_model(utts, lang, result.model, cfg.align, num_jobs=args.num_jobs)
-    timings["align_all_s"] = time.time() - t2
-    result = TrainResult(result.model, ali, failures, result.log)
+    ll = result.final_loglike_per_frame
+    if len(train_utts) < len(utts):
+        t2 = time.time()
+        ali, failures, ll = align_with_model(utts, lang, result.model, cfg.align, num_jobs=args.num_jobs)
+        timings["align_all_s"] = time.time() - t2
+        result = TrainResult(result.model, ali, failures, result.log)
     summary = _write_stage(out_dir, result, lang, {
         "timings": timings, "train_utterances": len(train_utts), "utterances": len(utts),
         "final_acoustic_loglike_per_frame": ll,
@@ -255,10 +260,7 @@ def cmd_train_tri(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
     t1 = time.time()
     result, tree_summary = train_tri(utts, lang, prev, prev_ali, cfg, num_jobs=args.num_jobs)
     timings["train_s"] = time.time() - t1
-    t2 = time.time()
-    ali, failures, ll = align_with_model(utts, lang, result.model, cfg.align, num_jobs=args.num_jobs)
-    timings["align_all_s"] = time.time() - t2
-    result = TrainResult(result.model, ali, failures, result.log)
+    ll = result.final_loglike_per_frame
     summary = _write_stage(out_dir, result, lang, {
         "timings": timings, "tree": tree_summary, "utterances": len(utts),
         "final_acoustic_loglike_per_frame": ll,
@@ -287,7 +289,29 @@ def cmd_align(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
     utts = _utterances(args, lang, cuts)
     model = GmmHmm.load(model_path)
     t1 = time.time()
-    ali, failures, ll = align_with_model(utts, lang, model, _align_opts(args), num_jobs=args.num_jobs)
+    previous: Optional[Dict[str, Any]] = None
+    prev_failures: Dict[str, str] = {}
+    prev_ali_path = Path(args.model_dir) / "ali.ark.txt"
+    if args.reuse_alignments and prev_ali_path.is_file():
+        # The training stage's final alignments were made by this final.mdl: score, don't redo,
+        # provided they cover these cuts (otherwise, e.g. for another part, align afresh).
+        from asr_bl.hmm.export import read_int_ark
+
+        previous = read_int_ark(prev_ali_path)
+        prev_fail = Path(args.model_dir) / "failures.txt"
+        if prev_fail.is_file():
+            for line in prev_fail.read_text().splitlines():
+                k, _, reason = line.partition(" ")
+                prev_failures[k] = reason
+        if all(u.id in previous or u.id in prev_failures for u in utts):
+            logger.info("align: reusing the final alignments of %s", args.model_dir)
+        else:
+            previous = None
+    ali, failures, ll = align_with_model(utts, lang, model, _align_opts(args), num_jobs=args.num_jobs,
+                                         alignments=previous)
+    if previous is not None:
+        mine = {u.id for u in utts}
+        failures.update({k: v for k, v in prev_failures.items() if k in mine})
     t2 = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / "final.mdl")

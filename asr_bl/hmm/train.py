@@ -472,6 +472,11 @@ class TrainResult:
     failures: Dict[str, str]
     log: List[Dict[str, Any]]
 
+    @property
+    def final_loglike_per_frame(self) -> float:
+        """Acoustic log-likelihood per frame of the final alignments under the final model."""
+        return float(self.log[-1]["acoustic_loglike_per_frame"])
+
 
 def _em_iterations(
     pool: WorkerPool,
@@ -553,7 +558,12 @@ def train_mono(utts: List[Utterance], lang: Lang, config: MonoConfig, num_jobs: 
         pool.call("set_model", model.to_bytes())
         res = pool.call("align", config.align)
         frames = sum(r[2] for r in res)
-        log.append({"iter": "final_align", "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1)})
+        stats = pool.call("accumulate")
+        log.append({
+            "iter": "final_align",
+            "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1),
+            "acoustic_loglike_per_frame": sum(x[4] for x in stats) / max(sum(x[5] for x in stats), 1),
+        })
         ali = {k: v for r in pool.call("get_alignments") for k, v in r.items()}
         failures = {k: v for r in pool.call("get_failures") for k, v in r.items()}
     return TrainResult(model, ali, failures, log)
@@ -622,21 +632,35 @@ def train_tri(
         pool.call("set_model", model.to_bytes())
         res = pool.call("align", config.align)
         frames = sum(r[2] for r in res)
-        log.append({"iter": "final_align", "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1)})
+        stats = pool.call("accumulate")
+        log.append({
+            "iter": "final_align",
+            "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1),
+            "acoustic_loglike_per_frame": sum(x[4] for x in stats) / max(sum(x[5] for x in stats), 1),
+        })
         ali = {k: v for r in pool.call("get_alignments") for k, v in r.items()}
         failures = {k: v for r in pool.call("get_failures") for k, v in r.items()}
     return TrainResult(model, ali, failures, log), summary
 
 
 def align_with_model(
-    utts: List[Utterance], lang: Lang, model: GmmHmm, opts: AlignOptions, num_jobs: int = 1
+    utts: List[Utterance],
+    lang: Lang,
+    model: GmmHmm,
+    opts: AlignOptions,
+    num_jobs: int = 1,
+    alignments: Optional[Dict[str, np.ndarray]] = None,
 ) -> Tuple[Dict[str, np.ndarray], Dict[str, str], float]:
     """Align utterances with a trained model. Returns alignments, failures and the acoustic
-    log-likelihood per frame of the alignments."""
+    log-likelihood per frame of the alignments. With ``alignments`` (made by this very model,
+    e.g. its training's final alignments) nothing is re-aligned: they are only scored."""
     with WorkerPool(utts, lang, num_jobs) as pool:
         pool.call("set_model", model.to_bytes())
-        pool.call("compile_graphs", opts)
-        pool.call("align", opts)
+        if alignments is None:
+            pool.call("compile_graphs", opts)
+            pool.call("align", opts)
+        else:
+            pool.call("set_alignments", alignments)
         stats = pool.call("accumulate")
         ali = {k: v for r in pool.call("get_alignments") for k, v in r.items()}
         failures = {k: v for r in pool.call("get_failures") for k, v in r.items()}
