@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import platform
+import resource
 import shutil
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -257,6 +258,11 @@ def _render_job(args: Tuple[Dict, str, int, str]) -> str:
     return plan.conversation_id
 
 
+def _estimated_cost(plan: ConversationPlan) -> float:
+    """CPU seconds to render, roughly: synthesis per utterance by voice plus channel processing."""
+    return sum(VOICE_COST_S.get(plan.voices[t.side].engine_voice, 0.05) + 0.012 for t in plan.turns)
+
+
 def render_all(plans: Sequence[ConversationPlan], out_dir: str, seed: int, num_jobs: int) -> Tuple[int, int]:
     """Render every unfinished conversation with ``num_jobs`` processes; returns (done, skipped)."""
     todo = [p for p in plans if not is_rendered(out_dir, p)]
@@ -267,8 +273,8 @@ def render_all(plans: Sequence[ConversationPlan], out_dir: str, seed: int, num_j
         return 0, skipped
     work_dir = os.path.join(out_dir, "tmp")
     os.makedirs(work_dir, exist_ok=True)
-    # Longest first, so the last process does not finish alone on a long conversation.
-    todo.sort(key=lambda p: -len(p.turns))
+    # Most expensive first (slow voices, many turns), so no process finishes alone at the end.
+    todo.sort(key=lambda p: -_estimated_cost(p))
     jobs = [(p.to_dict(), out_dir, seed, work_dir) for p in todo]
     progress = tqdm(total=len(jobs), desc="conversations", unit="conv")
     try:
@@ -386,7 +392,7 @@ def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: i
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
         config = SIZES[size]
-    t0 = time.time()
+    t0, cpu0 = time.time(), _cpu_seconds()
     os.makedirs(out_dir, exist_ok=True)
     engines = available_engines()
     logger.info("TTS engines found: %s", ", ".join(f"{e} ({', '.join(v)})" for e, v in engines.items()) or "none")
@@ -407,9 +413,10 @@ def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: i
     lexicon_lines = write_lexicon(vocabulary, lexicon, os.path.join(out_dir, "lexicon.txt"))
     _write_lines(os.path.join(out_dir, "lm_text.txt"), plan["lm_text"])
     total_time = time.time() - t0
+    cpu_time = _cpu_seconds() - cpu0
 
     summary = _summarise(plan, stats, len(vocabulary), lexicon_lines, num_jobs, rendered, skipped,
-                         plan_time, render_time, total_time)
+                         plan_time, render_time, total_time, cpu_time)
     _write_summary(out_dir, summary)
     return summary
 
@@ -426,8 +433,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (workers, flite, festival)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs: int, rendered: int,
-               skipped: int, plan_time: float, render_time: float, total_time: float) -> Dict:
+               skipped: int, plan_time: float, render_time: float, total_time: float, cpu_time: float) -> Dict:
     voices = {v["voice_id"]: v for v in plan["voices"]}
     speakers_by_engine: Dict[str, Dict[str, int]] = {}
     for part in PARTS:
@@ -457,6 +470,8 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
             "plan_seconds": round(plan_time, 1),
             "render_seconds": round(render_time, 1),
             "total_seconds": round(total_time, 1),
+            "cpu_seconds": round(cpu_time, 1),
+            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
             "cpu": _cpu_model(),
             "cpu_count": os.cpu_count(),
         },
@@ -496,7 +511,8 @@ def _write_summary(out_dir: str, summary: Dict) -> None:
         f"- LM text: {summary['lm_text_sentences']} sentences (`lm_text.txt`)",
         f"- Build: {b['total_seconds']} s total ({b['plan_seconds']} s planning, {b['render_seconds']} s rendering "
         f"{b['conversations_rendered']} conversations, {b['conversations_resumed']} resumed) with "
-        f"{b['num_jobs']} processes on {b['cpu']} ({b['cpu_count']} cores)",
+        f"{b['num_jobs']} processes on {b['cpu']} ({b['cpu_count']} cores); {b['cpu_seconds']} CPU-seconds; "
+        f"load average {b['load_average_1min_at_end']} at the end (the machine may be shared)",
         "",
     ]
     _write_lines(os.path.join(out_dir, "SUMMARY.md"), lines)

@@ -96,8 +96,8 @@ def colored_noise(rng: np.random.Generator, num_samples: int, kind: str) -> np.n
     if kind == "white":
         noise = white
     else:
-        spectrum = np.fft.rfft(white)
-        freqs = np.fft.rfftfreq(length, 1.0 / TELEPHONE_RATE)
+        spectrum = sp_fft.rfft(white)  # float32 in, complex64 out: ~3x faster than numpy's
+        freqs = np.fft.rfftfreq(length, 1.0 / TELEPHONE_RATE).astype(np.float32)
         freqs[0] = freqs[1] if len(freqs) > 1 else 1.0
         if kind == "pink":
             shape = 1.0 / np.sqrt(freqs)
@@ -107,14 +107,15 @@ def colored_noise(rng: np.random.Generator, num_samples: int, kind: str) -> np.n
             shape = np.exp(-0.5 * ((freqs - 500.0) / 600.0) ** 2) + 0.1
         else:
             raise ValueError(f"unknown noise kind {kind!r}")
-        noise = np.fft.irfft(spectrum * shape, n=length)
+        noise = sp_fft.irfft(spectrum * shape.astype(np.float32), n=length)
         if kind == "babble":
             t = np.arange(length) / TELEPHONE_RATE
             phase = rng.uniform(0, 2 * np.pi, size=3)
             envelope = 1.0 + 0.6 * sum(np.sin(2 * np.pi * f * t + p) for f, p in zip((3.1, 4.7, 5.3), phase)) / 3
+            envelope = envelope.astype(np.float32)
             noise = noise * envelope
     noise = noise[:num_samples]
-    rms = np.sqrt(np.mean(noise**2)) if num_samples else 1.0
+    rms = float(np.sqrt(np.mean(noise.astype(np.float64) ** 2))) if num_samples else 1.0
     return (noise / max(rms, 1e-12)).astype(np.float32)
 
 
