@@ -127,3 +127,26 @@ def test_read_lexicon_errors_and_msu_format(tmp_path):
     assert ("about", ["AX", "B", "AW", "T"]) in entries
     lang = prepare_lang(entries)
     assert "AX" in lang.phones
+
+
+def test_position_dependent_phones(tmp_path):
+    p = tmp_path / "lexicon.txt"
+    p.write_text(LEXICON)
+    lang = prepare_lang(read_lexicon(p), LangConfig(position_dependent_phones=True))
+    assert {"AE_B", "AE_I", "AE_E", "AE_S", "sil", "sil_B"} <= set(lang.phones)
+    assert dict((w, pr) for w, pr in lang.lexicon)["cat"] == ["K_B", "AE_I", "T_E"]
+    assert dict((w, pr) for w, pr in lang.lexicon)["a"] == ["AH_S"]
+    topo = khg.HmmTopology()
+    topo.read(lang.topology_text())
+    ctx = khg.monophone_context_dependency(lang.real_phone_ids, topo.get_phone_to_num_pdf_classes())
+    tm = khg.TransitionModel(ctx, topo)
+    compiler = khg.TrainingGraphCompiler(
+        tm, ctx, lang.lexicon_fst(), lang.disambig_phone_ids, khg.TrainingGraphCompilerOptions()
+    )
+    graph = compiler.compile_graph_from_text(lang.words_to_ids(["a", "cat"]))
+    ok, lin = kaldifst.equal_align(graph, 30, 0)
+    assert ok
+    tables = TransitionTables.build(tm, topo, ctx)
+    _, tids, _, _ = kaldifst.get_linear_symbol_sequence(lin)
+    phones = [lang.phones[p] for p, _, _ in phone_segments(tables, np.array(tids))]
+    assert [p for p in phones if p != "sil"] == ["AH_S", "K_B", "AE_I", "T_E"]

@@ -188,3 +188,10 @@ def test_cli_end_to_end_and_resume(corpus, tmp_path, capsys):
     assert same >= 0.95 * sum(len(v) for v in a.values())
     assert main(["train-tri", *common, "--out-dir", str(exp / "x"), "--ali-dir", str(exp / "nothing")]) == 1
     assert "train the previous stage first" in capsys.readouterr().err
+
+
+def test_fbank_gmm_features_on_the_same_grid(corpus):
+    cuts = corpus[1].subset(first=2)
+    feats = compute_gmm_features(cuts, GmmFeatureConfig(kind="fbank"), progress=False)
+    for cut in cuts:
+        assert feats[cut.id].shape == (num_frames(cut.num_samples, 8000, FbankConfig()), 64 * 3)
