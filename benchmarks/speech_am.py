@@ -210,8 +210,8 @@ def to_markdown(result: Dict[str, object]) -> str:
     lines += [
         "",
         "Time ratio < 1 means faster than ResNet-22. The dense/windowed speed-up cannot exceed the MAC bound",
-        "unless the windowed run is less efficient per MAC; the per-frame output layer (512 x N) is the same",
-        "in both and caps the bound (with N = 32000 it is 16.4 MMACs of ResNet-22's ~97 MMACs per dense frame).",
+        "unless the windowed run is less efficient per MAC. The per-frame output layer (512 x N MACs) costs the",
+        "same in both and lowers the bound (N = 32000: 16.4 MMACs of ResNet-22's ~97 MMACs per dense frame).",
         "",
     ]
     return "\n".join(lines)

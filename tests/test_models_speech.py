@@ -79,8 +79,8 @@ def test_minimum_input_and_shape_errors():
 def test_width_scales_channels_and_num_classes_sets_output():
     full = build_model("resnet22", num_classes=100)
     half = build_model("resnet22", num_classes=100, width=0.5)
-    assert half.classifier.out_channels == 100
-    assert half.classifier.in_channels == 256 and full.classifier.in_channels == 512
+    assert half.classifier.out_features == 100
+    assert half.classifier.in_features == 256 and full.classifier.in_features == 512
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert 0.2 < count(half) / count(full) < 0.3  # conv weights scale with width**2
 

@@ -152,7 +152,8 @@ class SpeechResNet(nn.Module):
     ``(B, T - 48, num_classes)``, output ``t`` predicting input frame ``t + 24``.
 
     Children: ``stem``, ``layer1..4`` (plain stage or bL-module), ``transition1..3`` where the
-    architecture has them, ``projection`` (4x1 conv + BN + ReLU) and ``classifier`` (1x1 conv).
+    architecture has them, ``projection`` (4x1 conv + BN + ReLU) and ``classifier`` (the 1x1 output
+    layer, a Linear applied per frame).
     """
 
     def __init__(self, config: SpeechResNetConfig) -> None:
@@ -182,7 +183,10 @@ class SpeechResNet(nn.Module):
         self.body = nn.Sequential(layers)
         self.final_freq = freq
         self.projection = ConvBNReLU(channels, config.projection_width, (freq, 1))
-        self.classifier = nn.Conv2d(config.projection_width, config.num_classes, kernel_size=1)
+        # The paper's (1x1, 32k) output conv, as a Linear over (B, T, 512): the same weights and MACs,
+        # but one GEMM producing (B, T, N) directly; torch 1.13 runs an unthreaded 1x1 conv through
+        # its slow im2col path, which made this layer half of the whole forward time on CPU.
+        self.classifier = nn.Linear(config.projection_width, config.num_classes)
 
     @property
     def context(self) -> int:
@@ -190,18 +194,20 @@ class SpeechResNet(nn.Module):
         return CONTEXT_FRAMES
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The ``(B, projection_width, T - 48)`` embedding before the output layer."""
+        """The ``(B, T - 48, projection_width)`` embedding before the output layer."""
         if x.dim() != 4 or x.shape[1] != self.config.in_channels or x.shape[2] != self.config.num_mel_bins:
             raise ValueError(
                 f"expected input (B, {self.config.in_channels}, {self.config.num_mel_bins}, T), got {tuple(x.shape)}"
             )
         if x.shape[3] < WINDOW_FRAMES:
             raise ValueError(f"need at least {WINDOW_FRAMES} frames (24 of context on each side), got {x.shape[3]}")
-        return self.projection(self.body(x))
+        return self.projection(self.body(x)).squeeze(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.features(x))  # (B, N, 1, T - 48)
-        return logits.squeeze(2).transpose(1, 2)
+        embedding = self.features(x)
+        b, t, c = embedding.shape
+        # A 2-D (B*T, C) input takes the plain GEMM path; the transposed 3-D view would go through bmm.
+        return self.classifier(embedding.reshape(b * t, c)).view(b, t, -1)
 
 
 def _conv_out(size: int, stride: int) -> int:
