@@ -130,6 +130,11 @@ def test_speakers_seen_and_unseen(corpus):
     assert speakers["test_swb"] <= speakers["train"]
     assert speakers["dev"] <= speakers["train"]
     assert speakers["test_ch"] and not speakers["test_ch"] & speakers["train"]
+    # Unseen voices also have vocal-tract warps outside the training range.
+    plan = json.load(open(os.path.join(out, "plan.json")))
+    warps = {v["voice_id"]: v["warp"] for v in plan["voices"]}
+    train_warps = [warps[s] for s in speakers["train"]]
+    assert all(not min(train_warps) <= warps[s] <= max(train_warps) for s in speakers["test_ch"])
     # Conversation sides are speakers: one speaker per (recording, channel).
     for part in PARTS:
         sides = {}

@@ -144,7 +144,9 @@ def _allocate(count: int, families: Sequence[Tuple[str, float]]) -> List[str]:
     return names
 
 
-def _make_voice(voice_id: str, family: str, rng: np.random.Generator) -> Voice:
+def _make_voice(voice_id: str, family: str, rng: np.random.Generator, unseen: bool = False) -> Voice:
+    """Draw a speaker of ``family``. ``unseen`` voices (test_ch) take their vocal-tract warp from
+    outside the training range, so even a base voice that training also uses sounds new."""
     engine, _, base = family.partition(":")
     if engine == "espeak":
         gender = "female" if rng.random() < 0.5 else "male"
@@ -153,7 +155,10 @@ def _make_voice(voice_id: str, family: str, rng: np.random.Generator) -> Voice:
         gender = "female" if base in FEMALE_BASE_VOICES else "male"
     pitch = rng.uniform(165, 235) if gender == "female" else rng.uniform(85, 140)
     rate = float(rng.uniform(0.85, 1.2))
-    warp = float(rng.uniform(0.93, 1.07))
+    if unseen:
+        warp = float(rng.uniform(1.07, 1.13) if rng.random() < 0.5 else rng.uniform(0.87, 0.93))
+    else:
+        warp = float(rng.uniform(0.93, 1.07))
     variant: List[str] = []
     if engine == "espeak":
         # espeak-ng variant file: base pitch and range (Hz), formant scaling per formant
@@ -190,7 +195,7 @@ def plan_corpus(config: CorpusConfig, seed: int, engines: Dict[str, List[str]],
     seen_families = _allocate(n_seen, families)
     unseen_families = _allocate(n_unseen, families)
     voices = [_make_voice(f"synth{i + 1:03d}", f, rng) for i, f in enumerate(seen_families)]
-    voices += [_make_voice(f"synth{n_seen + i + 1:03d}", f, rng) for i, f in enumerate(unseen_families)]
+    voices += [_make_voice(f"synth{n_seen + i + 1:03d}", f, rng, unseen=True) for i, f in enumerate(unseen_families)]
     seen, unseen = voices[:n_seen], voices[n_seen:]
 
     if lexicon is None:
