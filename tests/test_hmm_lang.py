@@ -1,6 +1,4 @@
 """Lang preparation: phone/word tables, disambiguation, topology, L.fst through Kaldi's compiler."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 

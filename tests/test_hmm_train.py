@@ -1,8 +1,6 @@
 """GMM-HMM training on a tiny real corpus (flite speech): features on the network frame grid,
 mono -> tri, alignment consistency, reproducibility, convert-ali, exports and the CLI."""
 import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 

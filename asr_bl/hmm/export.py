@@ -15,11 +15,10 @@ Files written by :func:`write_alignment_outputs` into an output directory:
                          ``phone_ali`` (int32 arrays of shape (T,), frame shift 0.01, T equal to the
                          cut's network frames), loadable with ``cut.load_custom("pdf_ali")``.
 """
-import gzip
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
 

@@ -18,20 +18,17 @@ split with perturbation 0 and then perturb the new pairs ourselves with a seeded
 """
 import logging
 import multiprocessing as mp
-import os
-import pickle
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from asr_bl._kaldi import import_kaldi
 from asr_bl.hmm.lang import Lang
-from asr_bl.hmm.model import GmmHmm, TransitionTables, convert_alignment
+from asr_bl.hmm.model import GmmHmm, convert_alignment
 from asr_bl.hmm.tree import Tree, TreeConfig, TreeStats, accumulate_tree_stats, build_tree, make_questions
 
 logger = logging.getLogger(__name__)
@@ -492,7 +489,6 @@ def _em_iterations(
     seed: int,
     first_iter: int,
     desc: str,
-    checkpoint: Optional[Callable[[int, GmmHmm], None]] = None,
 ) -> List[Dict[str, Any]]:
     num_gauss = model.am.num_gauss
     inc = max(0, (total_gauss - num_gauss) // max(max_iter_inc, 1))
@@ -518,8 +514,6 @@ def _em_iterations(
         entry["seconds"] = time.time() - t0
         logger.info("%s iter %d: %s", desc, it, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()})
         log.append(entry)
-        if checkpoint is not None:
-            checkpoint(it, model)
     return log
 
 
