@@ -145,7 +145,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for r in results:
         r["ratio_vs_on_the_fly_same_workers"] = round(r["frames_per_s"] / base[r["workers"]], 2)
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-               "python": platform.python_version(), "feature_storage": storage_type}
+               "python": platform.python_version(), "feature_storage": storage_type,
+               "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()]}
     report = {"benchmark": "frame-level data loading", "machine": machine, "corpus": corpus,
               "chunk_frames": args.chunk_frames, "max_duration_s": args.max_duration, "repeats": args.repeats,
               "results": results}
@@ -154,7 +155,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     lines = [
         "# Data-loading throughput (frames/s)", "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
-        f"Python {machine['python']}; feature storage: {storage_type}.",
+        f"Python {machine['python']}; feature storage: {storage_type}; load average at the end "
+        f"{machine['load_average_1_5_15min_at_end']} (other jobs share the cores: compare rows, not runs).",
         f"Corpus: {corpus}. Chunks of {args.chunk_frames} labelled frames (+48 context), "
         f"batches of {args.max_duration} s, median of {args.repeats} runs, all settings in one run.",
         "Frames/s counts labelled frames delivered by the DataLoader (features loaded, CMVN, deltas, chunking),",
@@ -163,7 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ]
     lines += [f"| {r['source']} | {r['workers']} | {r['frames_per_s']:.0f} | {r['ratio_vs_on_the_fly_same_workers']:.2f}x |"
               for r in results]
-    lines += ["", "Reproduce: `.venv/bin/python benchmarks/data.py`", ""]
+    lines += ["", "Reproduce: `.venv/bin/python benchmarks/data.py` (lilcom storage needs the lilcom package; "
+              "without it the uncompressed numpy fallback is what gets measured).", ""]
     (args.out_dir / "data.md").write_text("\n".join(lines))
     print(f"wrote {args.out_dir / 'data.md'} and {args.out_dir / 'data.json'}")
     return 0
