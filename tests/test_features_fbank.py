@@ -96,7 +96,7 @@ def test_fbank_agrees_with_kaldi_native_fbank(snip_edges):
     ours = compute_fbank(audio, SR, config)
     theirs = knf_fbank(audio, config) - math.log(32768.0**2)  # undo the int16 power scale
     assert ours.shape == theirs.shape
-    assert np.max(np.abs(ours - theirs)) < 1e-2
+    assert np.max(np.abs(ours - theirs)) < 2e-3  # measured ~1e-4 (float32 FFT differences)
     # Not trivially equal: the features vary a lot over time and frequency.
     assert ours.std() > 1.0
 
