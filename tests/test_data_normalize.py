@@ -31,6 +31,7 @@ TRAINING_TABLE = [
     ("that's {kinda} weird", "that's kinda weird"),
     # case and stray punctuation
     ("Yeah, Really?", "yeah really"),
+    ("well -- i mean -", "well i mean"),
 ]
 
 
@@ -63,6 +64,7 @@ HUB5_TABLE = [
     ("<b_aside> hold on <e_aside> sorry", "hold on sorry"),
     ("it was th- the best", "it was th- the best"),
     ("%hm. %ah", ""),
+    ("so -- anyway", "so anyway"),
 ]
 
 

@@ -128,7 +128,12 @@ def _normalize_training_token(token: str, config: TrainingTextConfig) -> List[st
     token = token.strip(".,?!\"")
     if config.unify_hesitations:
         token = HESITATION_MAP.get(token, token)
-    return [token] if token and token != "-" else []
+    return [token] if _has_word_character(token) else []
+
+
+def _has_word_character(token: str) -> bool:
+    """False for empty tokens and stray punctuation such as ``-`` or ``--``."""
+    return any(c.isalnum() for c in token)
 
 
 def normalize_training_text(text: str, config: Optional[TrainingTextConfig] = None) -> str:
@@ -172,7 +177,7 @@ def normalize_hub5_reference(text: str, keep_hesitations: bool = False) -> str:
             if keep_hesitations and len(token) > 1:
                 words.append(token[1:])
             continue
-        if token not in ("-", "'"):
+        if _has_word_character(token):
             words.append(token)
     return " ".join(words)
 
