@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Switchboard + Fisher -> Hub5'00 hybrid recipe with Big-Little-Net acoustic models.
 #
-# Usage: ./run.sh [--stage N] [--stop-stage M] [--swbd DIR --fisher DIR --fisher-text DIR
+# Usage: ./run.sh [--stage N] [--stop-stage M] [--swbd DIR --swbd-text DIR --fisher DIR --fisher-text DIR
 #                  --eval2000 DIR --eval2000-text DIR] [--corpus-size default|tiny] [--nj N]
 #
 # Without LDC directories the recipe builds its embedded default, a synthetic telephone-band
@@ -26,6 +26,7 @@ nj=2
 seed=0
 corpus_size=default
 swbd=
+swbd_text=
 fisher=
 fisher_text=
 eval2000=
@@ -73,7 +74,7 @@ if run_stage 0 "corpus and manifests ($corpus)"; then
     cp -u data/corpus/manifests/*.jsonl.gz data/manifests/
     cp -u data/corpus/lexicon.txt data/corpus/lm_text.txt data/
   else
-    logged 0 $python -m asr_bl.bin.prepare --swbd "$swbd" --fisher "$fisher" \
+    logged 0 $python -m asr_bl.bin.prepare --swbd "$swbd" --swbd-text "$swbd_text" --fisher "$fisher" \
       --fisher-text "$fisher_text" --eval2000 "$eval2000" --eval2000-text "$eval2000_text" \
       --out-dir data/manifests
   fi
