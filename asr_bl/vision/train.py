@@ -4,7 +4,7 @@ The paper's recipe (Appendix A) is the default: SGD with Nesterov momentum 0.9, 
 per 256 images (scaled linearly with the global batch), weight decay 1e-4, cosine decay over 110
 epochs (stepped per iteration); random-resized crop 224 + horizontal flip + colour jitter for
 training; resize 256 / centre-crop 224 for evaluation, plus the paper's "@256" evaluation of the
-same weights (resize 292 / centre-crop 256).
+same weights, which the official code runs as resize 256 / centre-crop 256 (no 0.875 margin).
 
 Multi-process training goes through ``torchrun`` (DDP; NCCL on GPUs, gloo on CPUs); mixed
 precision and channels-last are used on GPUs. Each epoch ends with an atomic checkpoint
@@ -95,8 +95,14 @@ def accuracy_counts(logits: torch.Tensor, target: torch.Tensor, ks: Sequence[int
     return [int(hit[:, : min(k, max_k)].any(dim=1).sum()) for k in ks]
 
 
-def build_transforms(crop_size: int, eval_size: int):
-    """(train transform, eval transform) of the paper's recipe at the given sizes."""
+def build_transforms(crop_size: int, eval_size: int, eval_resize: Optional[int] = None):
+    """(train transform, eval transform) of the paper's recipe at the given sizes.
+
+    Evaluation resizes the shorter side to ``eval_resize`` (default ``eval_size / 0.875``, i.e.
+    256 for 224) and centre-crops ``eval_size``.
+    """
+    if eval_resize is None:
+        eval_resize = int(eval_size / EVAL_CROP_FRACTION + 0.5)
     from torchvision import transforms as T
 
     normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
@@ -108,7 +114,7 @@ def build_transforms(crop_size: int, eval_size: int):
         normalize,
     ])
     evaluation = T.Compose([
-        T.Resize(int(round(eval_size / EVAL_CROP_FRACTION))),
+        T.Resize(eval_resize),
         T.CenterCrop(eval_size),
         T.ToTensor(),
         normalize,
@@ -300,13 +306,29 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
         out_dir.mkdir(parents=True, exist_ok=True)
     data = Path(config.data)
     train_tf, _ = build_transforms(config.crop_size, config.eval_sizes[0])
-    eval_sets = {size: _image_folder(data / "val", build_transforms(config.crop_size, size)[1])
-                 for size in config.eval_sizes}
+    # The first size is the standard evaluation (resize size/0.875, centre crop); the further ones
+    # are "@256"-style evaluations at a larger scale, resized to the crop size itself as in the
+    # official evaluation code.
+    eval_sets = {
+        size: _image_folder(
+            data / "val",
+            build_transforms(config.crop_size, size, None if index == 0 else size)[1])
+        for index, size in enumerate(config.eval_sizes)
+    }
 
     torch.manual_seed(config.seed)
     model = MODELS[config.arch](num_classes=config.num_classes)
-    if config.weights:
-        load_official(model, config.weights)
+    weights = config.weights
+    if config.evaluate_only and not weights:
+        weights = str(out_dir / BEST_NAME)
+        if not Path(weights).is_file():
+            raise FileNotFoundError(
+                f"--evaluate needs weights: {weights} does not exist; pass --weights FILE "
+                "(an official .pth.tar or a model_best.pth.tar)")
+    if weights:
+        load_official(model, weights)
+        if ctx.is_main:
+            logger.info("loaded weights from %s", weights)
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -347,7 +369,7 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if checkpoint_path.is_file() and not config.restart:
         # Our own file, written by this trainer: full unpickling is fine.
-        state = torch.load(checkpoint_path, map_location="cpu")
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         if state.get("arch") != config.arch or state.get("num_classes") != config.num_classes:
             raise ValueError(
                 f"{checkpoint_path} is for --arch {state.get('arch')} with "
@@ -449,12 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop-size", type=int, default=d.crop_size,
                         help="random-resized-crop size for training (default: %(default)s)")
     parser.add_argument("--eval-sizes", default=",".join(map(str, d.eval_sizes)),
-                        help="comma-separated centre-crop sizes to evaluate at; each resizes to "
-                             "size/0.875 first; the first one selects model_best (default: %(default)s)")
+                        help="comma-separated centre-crop sizes to evaluate at: the first one after "
+                             "resizing to size/0.875 (224 <- 256) and selecting model_best, the others "
+                             "after resizing to the size itself (the paper's @256) (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=d.workers, help="data-loading processes per process (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
-    parser.add_argument("--evaluate", action="store_true", help="only evaluate (use with --weights)")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="only evaluate, at every --eval-sizes, the --weights file "
+                             "(default: --out-dir/model_best.pth.tar)")
     parser.add_argument("--weights", default=None,
                         help="initial weights: an official bL-Net .pth.tar or model_best.pth.tar")
     parser.add_argument("--restart", action="store_true",
