@@ -223,3 +223,18 @@ def test_bilinear_variant_same_weights_different_function() -> None:
             assert bilinear(torch.randn(1, 3, size, size)).shape == (1, 10)
     with pytest.raises(ValueError, match="upsample"):
         bl_resnet50(upsample="bicubic")
+
+
+def test_flops_cli_finds_vision_models() -> None:
+    import subprocess
+    import sys
+
+    reference = _load_reference()["bl_seresnext50_32x4d_a2_b4"]
+    result = subprocess.run(
+        [sys.executable, "-m", "asr_bl.bin.flops", "bl_seresnext50_32x4d_a2_b4", "--input-size",
+         "256", "--json"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kind"] == "vision"
+    assert report["gmacs"] == pytest.approx(reference["conv_fc_gmacs_256"], rel=1e-3)
+    assert report["params_m"] == pytest.approx(reference["params_m"], rel=1e-3)
