@@ -68,3 +68,13 @@ def test_vision_names_are_looked_up_in_asr_bl_vision_models(monkeypatch, capsys)
     small = json.loads(capsys.readouterr().out)
     assert small["input_size"] == [3, 112, 112] and small["params_m"] < 11.2
     assert flops.main(["tv_resnet18", "--width", "0.5"]) == 2
+
+
+def test_breakdown_sums_to_total_and_shows_both_branches(capsys):
+    assert flops.main(["bl-resnet22-a4-b1", "--json", "--breakdown", "3"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    parts = row["gmacs_by_module"]
+    assert abs(sum(parts.values()) - row["gmacs"]) < 1e-5
+    # The Little-Branch of stage 1 costs a fraction of the Big-Branch (α=4, at twice the resolution).
+    assert 0.1 < parts["body.layer1.little"] / parts["body.layer1.big"] < 0.4
+    assert abs(parts["classifier"] - 512 * 32000 / 1e9) < 1e-6

@@ -14,6 +14,7 @@ Examples:
   asr_bl-flops resnet22 --num-classes 2000 --width 0.5 --json
   asr_bl-flops all                     # every speech preset next to the paper's Table 3
   asr_bl-flops bl_resnet50_a2_b4 --input-size 256
+  asr_bl-flops bl-resnet22-a4-b1 --breakdown 3   # MACs per module, names cut to 3 components
 """
 import argparse
 import importlib
@@ -60,8 +61,10 @@ def measure(
     num_classes: Optional[int] = None,
     width: float = 1.0,
     input_size: Optional[Tuple[int, int]] = None,
+    breakdown_depth: int = 0,
 ) -> Dict[str, object]:
-    """MACs and parameters of model ``name`` for one input of ``input_size`` (H x W)."""
+    """MACs and parameters of model ``name`` for one input of ``input_size`` (H x W); with
+    ``breakdown_depth > 0`` also the MACs per module, names cut to that many components."""
     if name in PRESETS:
         model = build_model(name, num_classes=32000 if num_classes is None else num_classes, width=width)
         size = input_size or SPEECH_INPUT
@@ -79,7 +82,7 @@ def measure(
         kind = "vision"
     example = torch.randn(1, 3, size[0], size[1])
     result = count_macs(model, example)
-    return {
+    row: Dict[str, object] = {
         "model": name,
         "gmacs": round(result.gmacs, 6),
         "params_m": round(result.params_m, 6),
@@ -89,6 +92,13 @@ def measure(
         "kind": kind,
         "counter": COUNTER,
     }
+    if breakdown_depth > 0:
+        groups: Dict[str, int] = {}
+        for module_name, macs in result.per_module.items():
+            key = ".".join(module_name.split(".")[:breakdown_depth])
+            groups[key] = groups.get(key, 0) + macs
+        row["gmacs_by_module"] = {k: round(v / 1e9, 6) for k, v in groups.items()}
+    return row
 
 
 def table3_rows(width: float = 1.0, num_classes: Optional[int] = None) -> List[Dict[str, object]]:
@@ -128,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="input H or HxW (speech default 64x49: mel bins x one 49-frame window; vision default 224)",
     )
+    parser.add_argument(
+        "--breakdown",
+        type=int,
+        default=0,
+        metavar="DEPTH",
+        help="also list MACs per module, grouping names by their first DEPTH components (e.g. 3: body.layer1.big)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -154,7 +171,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"{r['params_m']:9.2f} {r['paper_params_m']:6.1f} {r['params_dev_pct']:+6.1f}"
                     )
             return 0
-        row = measure(args.model, num_classes=args.num_classes, width=args.width, input_size=args.input_size)
+        row = measure(
+            args.model,
+            num_classes=args.num_classes,
+            width=args.width,
+            input_size=args.input_size,
+            breakdown_depth=args.breakdown,
+        )
     except (KeyError, ValueError) as e:
         print(f"asr_bl-flops: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
@@ -163,6 +186,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         shape = "x".join(str(s) for s in row["input_size"])
         print(f"{row['model']}: {row['gmacs']:.4f} GMACs per {shape} input, {row['params_m']:.3f} M parameters")
+        for module_name, gmacs in row.get("gmacs_by_module", {}).items():
+            print(f"  {module_name:40s} {gmacs:9.4f} GMACs")
         print(f"(counted by {COUNTER})")
     return 0
 
