@@ -102,3 +102,18 @@ def test_count_macs_counts_convs_and_linear_per_example():
     assert result.macs == conv + 800
     assert result.params == 4 * 3 * 9 + 80 * 10 + 10
     assert model.training  # restored
+
+
+def test_count_macs_divides_by_the_model_batch_not_the_layer_rows():
+    """A Linear applied to (B * T, C) frames is counted for all T frames of each example."""
+
+    class PerFrame(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out = nn.Linear(4, 6)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, 4)
+            b, t, c = x.shape
+            return self.out(x.reshape(b * t, c)).view(b, t, 6)
+
+    assert count_macs(PerFrame(), torch.randn(2, 5, 4)).macs == 5 * 4 * 6

@@ -35,13 +35,14 @@ class MacCount:
 
 
 def _module_macs(module: nn.Module, output: torch.Tensor) -> int:
-    per_example = output.numel() // max(1, output.shape[0])
+    """MACs of one call, for the whole batch: a layer may see the batch reshaped (e.g. a Linear
+    over (B * T, C) frames), so only the model's input tells the number of examples."""
     if isinstance(module, nn.Linear):
-        return per_example * module.in_features
+        return output.numel() * module.in_features
     kernel = 1
     for k in module.kernel_size:
         kernel *= k
-    return per_example * (module.in_channels // module.groups) * kernel
+    return output.numel() * (module.in_channels // module.groups) * kernel
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -51,7 +52,8 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, example: torch.Tensor) -> MacCount:
-    """MACs of ``model(example)`` per example, and the model's parameter count.
+    """MACs of ``model(example)`` per example (``example.shape[0]`` examples), and the model's
+    parameter count.
 
     The model is run once in eval mode (its training flag is restored afterwards); a module called
     several times is counted every time it runs.
@@ -76,4 +78,6 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> MacCount:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return MacCount(macs=sum(per_module.values()), params=count_parameters(model), per_module=per_module)
+    batch = max(1, int(example.shape[0]))
+    per_example = {name: macs // batch for name, macs in per_module.items()}
+    return MacCount(macs=sum(per_example.values()), params=count_parameters(model), per_module=per_example)
