@@ -133,3 +133,16 @@ def test_cli_errors_name_the_problem(image_folder: Path, tmp_path: Path) -> None
     with pytest.raises(SystemExit, match="--restart"):
         main(["--data", str(image_folder), "--out-dir", str(tmp_path / "c"), "--epochs", "2",
               "--arch", "bl_resnext50_32x4d", *ARGS[2:]])
+
+
+@pytest.mark.slow
+def test_tiny_training_learns_the_task(image_folder: Path, tmp_path: Path) -> None:
+    # Reddish vs bluish images survive the recipe's crops, flips and colour jitter (no hue change):
+    # 8 epochs of 2 steps must separate them on the held-out images.
+    results = train(TrainConfig(data=str(image_folder), out_dir=str(tmp_path), arch="bl_resnet50",
+                                num_classes=2, batch_size=4, workers=0, crop_size=64,
+                                eval_sizes=(64,), epochs=8, lr=1.6))
+    assert results["val@64"]["top1"] == 100.0
+    assert results["val@64"]["loss"] < 0.1
+    first = _metrics(tmp_path)[0]
+    assert first["val@64"]["loss"] > results["val@64"]["loss"]
