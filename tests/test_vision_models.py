@@ -238,3 +238,28 @@ def test_flops_cli_finds_vision_models() -> None:
     assert report["kind"] == "vision"
     assert report["gmacs"] == pytest.approx(reference["conv_fc_gmacs_256"], rel=1e-3)
     assert report["params_m"] == pytest.approx(reference["params_m"], rel=1e-3)
+
+
+def test_load_official_is_safe_but_reads_float_metadata(tmp_path: Path) -> None:
+    import argparse
+
+    model = _randomize(bl_resnet50(num_classes=3), seed=5)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    # Floats as the official training script stores them (torch 1.13's weights_only rejects
+    # them), in both the zip and the legacy (pre-1.6) file formats.
+    for zip_format in (True, False):
+        path = tmp_path / f"floats_{zip_format}.pth.tar"
+        torch.save({"state_dict": state, "best_top1": 77.52, "epoch": 110,
+                    "optimizer": {"param_groups": [{"lr": 0.1, "nesterov": True}]}}, path,
+                   _use_new_zipfile_serialization=zip_format)
+        target = bl_resnet50(num_classes=3)
+        extras = load_official(target, path)
+        assert extras == {"best_top1": 77.52, "epoch": 110}
+        assert torch.equal(target.fc.weight, model.fc.weight)
+        # Any other object could run code when unpickled: refused unless trusted.
+        evil = tmp_path / f"namespace_{zip_format}.pth.tar"
+        torch.save({"state_dict": state, "args": argparse.Namespace(lr=0.1)}, evil,
+                   _use_new_zipfile_serialization=zip_format)
+        with pytest.raises(RuntimeError, match=r"argparse Namespace.*trust_pickle=True"):
+            load_official(bl_resnet50(num_classes=3), evil)
+        assert load_official(bl_resnet50(num_classes=3), evil, trust_pickle=True)["args"].lr == 0.1

@@ -8,8 +8,10 @@ an unprefixed one, or a bare state_dict, and loads it strictly.
 import logging
 import os
 import pickle
+import pickletools
+import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Union
+from typing import IO, Any, Dict, List, Mapping, Union
 
 import torch
 from torch import nn
@@ -41,18 +43,77 @@ def _listing(names: List[str]) -> str:
     return shown + (f", ... ({more} more)" if more > 0 else "")
 
 
+#: The only globals a weights file needs: tensor rebuilding, storages, ordered dicts.
+_ALLOWED_GLOBALS = {
+    "collections OrderedDict",
+    "torch._utils _rebuild_tensor_v2",
+    "torch._utils _rebuild_parameter",
+    "torch Size",
+    "torch device",
+}
+#: A legacy (pre-zip) torch file is a run of pickles: magic, protocol, sys info, object, keys.
+_LEGACY_PICKLES = 5
+
+
+def _globals_in_pickles(stream: IO[bytes], count: int) -> List[str]:
+    """The globals referenced by the next ``count`` pickles of ``stream`` (opcodes only, nothing
+    is executed). A global pushed from the stack (protocol 4) cannot be named statically and is
+    reported as ``'<stack global>'``."""
+    found: List[str] = []
+    for _ in range(count):
+        try:
+            for opcode, arg, _pos in pickletools.genops(stream):
+                if opcode.name in ("GLOBAL", "INST"):
+                    found.append(str(arg))
+                elif opcode.name == "STACK_GLOBAL":
+                    found.append("<stack global>")
+                elif opcode.name in ("EXT1", "EXT2", "EXT4"):  # copyreg's registry of globals
+                    found.append(f"<extension code {arg}>")
+        except ValueError:  # end of the pickles (raw storage bytes follow in legacy files)
+            break
+    return found
+
+
+def _disallowed_globals(path: Path) -> List[str]:
+    """Globals in the checkpoint at ``path`` other than those needed to rebuild tensors."""
+    if zipfile.is_zipfile(path):
+        found: List[str] = []
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(".pkl"):
+                    with archive.open(name) as stream:
+                        found += _globals_in_pickles(stream, 1)
+    else:
+        with open(path, "rb") as stream:
+            found = _globals_in_pickles(stream, _LEGACY_PICKLES)
+    return sorted({
+        g for g in found
+        if g not in _ALLOWED_GLOBALS and not (g.startswith("torch ") and g.endswith("Storage"))
+    })
+
+
 def _read(path: Path, trust_pickle: bool) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (or is not a file)")
+    if trust_pickle:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    # A checkpoint from the internet must not be able to run code: only tensors, numbers,
+    # strings and containers may be unpickled. The official files hold nothing else.
     try:
-        # weights_only refuses arbitrary pickled objects: a checkpoint from the internet should
-        # not be able to run code. The official files hold only tensors, numbers and strings.
-        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise RuntimeError(
-            f"checkpoint {path} contains objects other than tensors/numbers/strings ({error}); "
-            "if you trust its source, call load_official(..., trust_pickle=True)"
-        ) from error
+        # torch < 2.0's weights-only unpickler also rejects plain floats (pickle opcode BINFLOAT),
+        # which checkpoints hold as 'best_top1' or optimizer learning rates. Check the pickles'
+        # opcodes ourselves: if they reference no global beyond tensor rebuilding, the full
+        # unpickler cannot be made to call anything else.
+        disallowed = _disallowed_globals(path)
+        if disallowed:
+            raise RuntimeError(
+                f"checkpoint {path} contains objects other than tensors/numbers/strings "
+                f"({', '.join(disallowed[:10])}); if you trust its source, call "
+                "load_official(..., trust_pickle=True)"
+            ) from error
+        return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def load_official(
