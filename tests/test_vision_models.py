@@ -106,7 +106,7 @@ def test_registry_names_and_defaults() -> None:
     assert (model.config.alpha, model.config.beta, model.config.upsample) == (2, 4, "nearest")
 
 
-@pytest.mark.parametrize("name", ["resnet50", "resnext50_32x4d", "resnet101"])
+@pytest.mark.parametrize("name", ["resnet50", "resnext50_32x4d"])
 def test_plain_baselines_are_torchvision_compatible(name: str) -> None:
     ours = MODELS[name](num_classes=10)
     theirs = getattr(torchvision.models, name)(num_classes=10)
@@ -133,7 +133,7 @@ def test_baseline_sizes_match_paper_table2() -> None:
 
 
 def test_official_layout_round_trip(tmp_path: Path) -> None:
-    source = _randomize(bl_resnet50(), seed=1)
+    source = _randomize(bl_resnet50(num_classes=100), seed=1)
     path = tmp_path / "bl_resnet50_a2_b4.pth.tar"
     save_official(source, path, epoch=110, arch="bl_resnet50")
     raw = torch.load(path)
@@ -141,8 +141,8 @@ def test_official_layout_round_trip(tmp_path: Path) -> None:
     assert all(k.startswith("module.") for k in raw["state_dict"])
     assert "module.layer1.little_e.0.weight" in raw["state_dict"]
 
-    target = _randomize(bl_resnet50(), seed=2)
-    x = torch.randn(2, 3, 96, 96)
+    target = _randomize(bl_resnet50(num_classes=100), seed=2)
+    x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = source(x)
         assert not torch.allclose(target(x), expected)

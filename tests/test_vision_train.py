@@ -128,9 +128,10 @@ def test_cli_errors_name_the_problem(image_folder: Path, tmp_path: Path) -> None
               *ARGS[:2], "--num-classes", "3", *ARGS[4:]])
     with pytest.raises(SystemExit, match=r"nowhere/val is not a directory"):
         main(["--data", str(tmp_path / "nowhere"), "--out-dir", str(tmp_path / "b"), *ARGS])
-    train(TrainConfig(data=str(image_folder), out_dir=str(tmp_path / "c"), arch="bl_resnet50",
-                      num_classes=2, batch_size=4, workers=0, crop_size=64, eval_sizes=(64,), epochs=1))
-    with pytest.raises(SystemExit, match="--restart"):
+    # A checkpoint of another model in --out-dir is not silently resumed or overwritten.
+    (tmp_path / "c").mkdir()
+    torch.save({"arch": "bl_resnet50", "num_classes": 2}, tmp_path / "c" / "checkpoint.pth.tar")
+    with pytest.raises(SystemExit, match="checkpoint.pth.tar is for --arch bl_resnet50.*--restart"):
         main(["--data", str(image_folder), "--out-dir", str(tmp_path / "c"), "--epochs", "2",
               "--arch", "bl_resnext50_32x4d", *ARGS[2:]])
 

@@ -422,9 +422,9 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
             }
             _save_atomic(state, checkpoint_path)
             if is_best:
-                # Official layout, tensors/ints/strings only: loads with load_official's safe mode.
+                # The official layout: load it with load_official (e.g. --evaluate --weights).
                 save_official(model, out_dir / BEST_NAME, epoch=epoch + 1, arch=config.arch,
-                              best_top1=torch.tensor(best_top1))
+                              best_top1=best_top1)
             with open(out_dir / METRICS_NAME, "a") as f:
                 f.write(json.dumps(record) + "\n")
             logger.info("epoch %d: train %s | %s", epoch + 1, _fmt(train_metrics),
