@@ -48,8 +48,6 @@ def _load_reference() -> Dict[str, dict]:
         return json.load(f)
 
 
-REFERENCE = _load_reference() if REFERENCE_JSON.is_file() else {}
-
 
 def test_reference_file_present_and_complete() -> None:
     reference = _load_reference()
