@@ -114,22 +114,42 @@ def convert_alignment(
     Each frame keeps its phone, HMM state and transition index; its pdf comes from the new tree
     for the phone instance's (left, central, right) context.
     """
-    tids = np.asarray(tids, dtype=np.int64)
-    if tids.size == 0:
-        return tids.astype(np.int32)
-    starts = old.phone_starts(tids)
-    inst = np.cumsum(starts) - 1
-    inst_phone = old.phone[tids[starts]]
-    left = np.concatenate([[0], inst_phone[:-1]])[inst]
-    right = np.concatenate([inst_phone[1:], [0]])[inst]
-    phone, hs, cls = old.phone[tids], old.hmm_state[tids], old.pdf_class[tids]
-    events = np.stack([left, phone, right, cls], axis=1)
-    pdfs = tree.map_events(events)
-    out = np.empty_like(tids)
-    for t in range(tids.shape[0]):
-        s = new.tuple_to_state[(int(phone[t]), int(hs[t]), int(pdfs[t]))]
-        out[t] = new.state2id[s] + old.trans_index[tids[t]]
-    return out.astype(np.int32)
+    return convert_alignments([tids], old, new, tree)[0]
+
+
+def convert_alignments(
+    alignments: List[np.ndarray], old: TransitionTables, new: TransitionTables, tree: Tree
+) -> List[np.ndarray]:
+    """:func:`convert_alignment` for many utterances at once (one vectorised tree lookup)."""
+    if not alignments:
+        return []
+    lengths = [len(a) for a in alignments]
+    events = []
+    for tids in alignments:
+        tids = np.asarray(tids, dtype=np.int64)
+        if tids.size == 0:
+            continue
+        starts = old.phone_starts(tids)
+        inst = np.cumsum(starts) - 1
+        inst_phone = old.phone[tids[starts]]
+        left = np.concatenate([[0], inst_phone[:-1]])[inst]
+        right = np.concatenate([inst_phone[1:], [0]])[inst]
+        events.append(np.stack([left, old.phone[tids], right, old.pdf_class[tids]], axis=1))
+    if not events:
+        return [np.zeros(0, dtype=np.int32) for _ in alignments]
+    all_tids = np.concatenate([np.asarray(a, dtype=np.int64) for a in alignments])
+    ev = np.concatenate(events)
+    pdfs = tree.map_events(ev)
+    hs = old.hmm_state[all_tids]
+    # (phone, hmm_state, pdf) -> new transition state, looked up once per distinct triple.
+    triples = np.stack([ev[:, 1], hs, pdfs], axis=1)
+    uniq, inv = np.unique(triples, axis=0, return_inverse=True)
+    try:
+        state_of = np.array([new.tuple_to_state[(int(p), int(h), int(f))] for p, h, f in uniq], dtype=np.int64)
+    except KeyError as e:
+        raise RuntimeError(f"convert-ali: the new model has no transition state for {e}") from e
+    out = (new.state2id[state_of[inv.reshape(-1)]] + old.trans_index[all_tids]).astype(np.int32)
+    return np.split(out, np.cumsum(lengths)[:-1])
 
 
 class GmmHmm:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from asr_bl._kaldi import import_kaldi
 from asr_bl.hmm.lang import Lang
-from asr_bl.hmm.model import GmmHmm, convert_alignment
+from asr_bl.hmm.model import GmmHmm, convert_alignments
 from asr_bl.hmm.tree import Tree, TreeConfig, TreeStats, accumulate_tree_stats, build_tree, make_questions
 
 logger = logging.getLogger(__name__)
@@ -251,7 +251,9 @@ class ShardWorker:
         new = GmmHmm.from_bytes(new_model_bytes)
         assert new.tree is not None
         old_tables, new_tables = self.model.tables, new.tables
-        self.ali = {k: convert_alignment(v, old_tables, new_tables, new.tree) for k, v in self.ali.items()}
+        keys = sorted(self.ali)
+        converted = convert_alignments([self.ali[k] for k in keys], old_tables, new_tables, new.tree)
+        self.ali = dict(zip(keys, converted))
         self.model = new
 
     def set_alignments(self, ali: Dict[str, np.ndarray]) -> int:
