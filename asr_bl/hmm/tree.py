@@ -357,6 +357,8 @@ class Tree:
             stack = [(root, idx)]
             while stack:
                 node, ix = stack.pop()
+                if ix.size == 0:
+                    continue
                 if isinstance(node, Leaf):
                     out[ix] = node.pdf
                     continue
