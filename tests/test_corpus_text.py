@@ -98,3 +98,27 @@ def test_channel_helpers():
     assert spec[(freqs > 3700)].mean() < 0.05 * spec[(freqs > 1000) & (freqs < 2000)].mean()
     q = channel.mulaw_roundtrip(np.linspace(-1, 1, 1001).astype(np.float32))
     assert np.max(np.abs(q - np.linspace(-1, 1, 1001))) < 0.04
+
+
+def test_debian_text_sources_parse(tmp_path):
+    """fortunes / wordnet-base are optional; their parsers run on files in the Debian formats."""
+    from asr_bl.corpus.text import _fortune_texts, _wordnet_texts
+
+    fortunes = tmp_path / "fortunes"
+    (fortunes / "off").mkdir(parents=True)
+    (fortunes / "people").write_text(
+        "A fool and his money\nare soon parted.\n%\nI never said most of the things I said.\n"
+        "\t\t-- Yogi Berra\n%\n"
+    )
+    (fortunes / "people.dat").write_bytes(b"\x00\x02binary index")
+    (fortunes / "off" / "rude").write_text("not read\n%\n")
+    assert _fortune_texts(str(fortunes)) == [
+        "A fool and his money are soon parted.", "I never said most of the things I said."
+    ]
+    wordnet = tmp_path / "wordnet"
+    wordnet.mkdir()
+    (wordnet / "data.verb").write_text(
+        '01168468 34 v 01 eat 0 002 | take in solid food; "She was eating a banana"; "What did you eat?"\n'
+    )
+    assert _wordnet_texts(str(wordnet)) == ["She was eating a banana", "What did you eat?"]
+    assert _fortune_texts(str(tmp_path / "missing")) == []

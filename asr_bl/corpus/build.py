@@ -29,7 +29,7 @@ import platform
 import resource
 import shutil
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -294,7 +294,7 @@ def render_all(plans: Sequence[ConversationPlan], out_dir: str, seed: int, num_j
                 futures = {pool.submit(_render_job, job): job[0]["conversation_id"] for job in jobs}
                 pending = set(futures)
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         if future.exception() is not None:
                             for other in pending:

@@ -183,15 +183,23 @@ def _chatterbot_texts() -> List[str]:
 
 
 def _fortune_texts(root: str = "/usr/share/games/fortunes") -> List[str]:
+    """Quotations of Debian's ``fortunes`` files (entries separated by ``%`` lines), without the
+    attribution lines ("-- Mark Twain"); sub-directories (e.g. the offensive set) are skipped."""
     texts: List[str] = []
     if not os.path.isdir(root):
         return texts
+    seen_files = set()
     for path in sorted(glob.glob(os.path.join(root, "*"))):
-        if path.endswith(".dat") or os.path.isdir(path) or os.path.islink(path):
+        real = os.path.realpath(path)
+        if path.endswith((".dat", ".u8")) or not os.path.isfile(real) or real in seen_files:
             continue
-        with open(path, encoding="utf-8", errors="ignore") as f:
-            # Attribution lines ("-- Mark Twain") are not speech.
-            texts.extend(t for t in f.read().split("\n%\n") if "--" not in t)
+        seen_files.add(real)
+        with open(real, encoding="utf-8", errors="ignore") as f:
+            for entry in re.split(r"^%\s*$", f.read(), flags=re.MULTILINE):
+                lines = [ln for ln in entry.splitlines() if not re.match(r"^\s*--", ln)]
+                text = " ".join(ln.strip() for ln in lines if ln.strip())
+                if text:
+                    texts.append(text)
     return texts
 
 
