@@ -3,7 +3,6 @@
 Two builds of the same seed are made: one through the library with 2 processes, one through the
 CLI with 1 process, so "same seed = identical corpus" also covers order independence.
 """
-import gzip
 import hashlib
 import json
 import os

@@ -22,7 +22,6 @@ and after any interruption and resume.
 """
 import json
 import logging
-import math
 import multiprocessing
 import os
 import platform
@@ -31,7 +30,7 @@ import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
