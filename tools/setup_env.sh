@@ -39,16 +39,19 @@ echo "[setup] installing pinned requirements"
 .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -m pip check 2>&1 | grep -v '^WARNING: Location' || true
 
-# Debian-main TTS engines make the embedded corpus sound more natural; optional (espeak-ng from
-# PyPI is always there). Only attempted as root with apt-get available.
+# Debian-main TTS engines make the embedded corpus sound more natural, and Debian's text packages
+# widen its vocabulary; optional (espeak-ng and chatterbot-corpus from PyPI are always there). Only attempted as root with apt-get available.
 if [ "${ASR_BL_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=""
   command -v flite >/dev/null 2>&1 || need="$need flite"
   command -v text2wave >/dev/null 2>&1 || need="$need festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+  # Text sources for the synthetic corpus's sentences (fortune quotations, WordNet examples).
+  [ -d /usr/share/games/fortunes ] || need="$need fortunes"
+  [ -d /usr/share/wordnet ] || need="$need wordnet-base"
   if [ -n "$need" ]; then
-    echo "[setup] installing Debian TTS engines:$need"
+    echo "[setup] installing Debian packages for the synthetic corpus:$need"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null) \
-      || echo "[setup] WARNING: apt-get could not install$need; the corpus will use the engines it finds."
+      || echo "[setup] WARNING: apt-get could not install$need; the corpus will use the engines and texts it finds."
   fi
 fi
 
