@@ -8,7 +8,7 @@ from asr_bl.features import FbankConfig, num_frames
 from asr_bl.hmm.export import read_int_ark, read_pdf_counts, write_alignment_outputs
 from asr_bl.hmm.feats import GmmFeatureConfig, compute_gmm_features
 from asr_bl.hmm.lang import prepare_lang, read_lexicon
-from asr_bl.hmm.model import GmmHmm, convert_alignment, phone_segments
+from asr_bl.hmm.model import GmmHmm, convert_alignment, convert_alignments, phone_segments
 from asr_bl.hmm.toy import make_toy_corpus
 from asr_bl.hmm.train import MonoConfig, TriConfig, Utterance, align_with_model, train_mono, train_tri
 from asr_bl.hmm.tree import TreeConfig
@@ -112,6 +112,15 @@ def test_convert_ali_keeps_phones_and_uses_the_tree(mono, tri, utts):
             right = segs[i + 1][0] if i + 1 < len(segs) else 0
             for t in range(start, start + n):
                 assert new.pdf[conv[t]] == tree.map(left, p, right, int(old.pdf_class[ali[t]]))
+
+
+def test_batch_convert_equals_per_utterance(mono, tri):
+    result, _ = tri
+    old, new, tree = mono.model.tables, result.model.tables, result.model.tree
+    keys = sorted(mono.alignments)
+    batch = convert_alignments([mono.alignments[k] for k in keys], old, new, tree)
+    for k, b in zip(keys, batch):
+        assert np.array_equal(b, convert_alignment(mono.alignments[k], old, new, tree))
 
 
 def test_tri_has_configured_leaves_and_beats_mono(tri, mono, utts, lang):

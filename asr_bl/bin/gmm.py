@@ -49,7 +49,18 @@ def get_parser() -> argparse.ArgumentParser:
             "number of tied states = the network's output size) and write frame alignments "
             "(pdf-ids and phones) attached to lhotse cuts, plus pdf counts for the priors."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "stages (the recipe's 2-5):\n"
+            "  asr_bl-gmm prepare-lang --lexicon data/lexicon.txt --out-dir data/lang\n"
+            "  asr_bl-gmm train-mono --cuts data/fbank/synth_cuts_train.jsonl.gz --lang data/lang --out-dir exp/mono\n"
+            "  asr_bl-gmm train-tri --cuts ... --lang data/lang --ali-dir exp/mono --num-leaves 1000 --out-dir exp/tri1\n"
+            "  asr_bl-gmm train-tri --cuts ... --lang data/lang --ali-dir exp/tri1 --num-leaves 2000 --out-dir exp/tri2\n"
+            "  asr_bl-gmm align --cuts ... --lang data/lang --model-dir exp/tri2 --out-dir exp/tri2_ali\n"
+            "outputs of align: <out-dir>/<cuts name> (cuts with pdf_ali/phone_ali), pdf_counts, num_pdfs,\n"
+            "pdf_ali.ark.txt, phone_ali.ark.txt, ali.ark.txt, phones.ctm, failures.txt, final.mdl, tree.\n"
+            "Run '<command> --help' for each command's options."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
