@@ -27,18 +27,9 @@ import torch
 
 from asr_bl.data import IGNORE_LABEL, FrameDataConfig, FrameLevelDataset, attach_alignment, make_sampler
 from asr_bl.features import CmvnStats, FbankConfig, compute_and_store, cut_num_frames, feature_paths, utterance_cuts
+from asr_bl.machine import cpu_model
 
 SR = 8000
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build_corpus(workdir: Path, minutes: float, seed: int = 0):

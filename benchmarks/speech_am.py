@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import torch
 
 from asr_bl.models import WINDOW_FRAMES, build_model, model_names
 from asr_bl.models.context import frame_windows
+from asr_bl.machine import machine_info as asr_bl_machine_info
 from asr_bl.nn import count_macs
 
 LOG = logging.getLogger("speech_am")
@@ -37,28 +37,8 @@ DENSE_VS_WINDOWED = ("resnet22", "bl-resnet22-a4-b1")
 
 
 def machine_info(device: torch.device) -> Dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info: Dict[str, object] = {
-        "cpu": cpu,
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-        info["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
+    info = asr_bl_machine_info(device)
+    info["load_average_1min_at_start"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     return info
 
 

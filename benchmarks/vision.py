@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from asr_bl.machine import machine_info as asr_bl_machine_info
 from asr_bl.nn import count_macs
 from asr_bl.vision import MODELS
 
@@ -36,24 +36,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def machine_info(device: torch.device) -> Dict[str, object]:
-    """CPU model, core count, torch version and (on CUDA) the GPU name."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info: Dict[str, object] = {
-        "cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(), "device": str(device),
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
+    """CPU model, core count, torch version and (on CUDA) the GPU name, plus the load at start."""
+    info = asr_bl_machine_info(device)
+    info["load_average_at_start"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return info
 
 
