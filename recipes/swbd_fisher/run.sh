@@ -3,6 +3,7 @@
 #
 # Usage: ./run.sh [--stage N] [--stop-stage M] [--swbd DIR --swbd-text DIR --fisher DIR --fisher-text DIR
 #                  --eval2000 DIR --eval2000-text DIR] [--corpus-size default|tiny] [--nj N]
+#                 [--num-leaves-tri1 N] [--num-leaves-tri2 N]
 #
 # Without LDC directories the recipe builds its embedded default, a synthetic telephone-band
 # conversational corpus, so that every stage runs for real on any machine.
@@ -15,7 +16,9 @@
 #   stage 5: second triphone pass + final alignments     exp/tri2, exp/tri2_ali
 #
 # Every stage is idempotent: it skips work whose outputs are complete (delete them to redo),
-# and logs to exp/log/stage<N>.log as well as the terminal.
+# and logs to exp/log/stage<N>.log as well as the terminal. Tied states (= the acoustic model's
+# outputs): 1000/2000 for the embedded default, 150/200 for --corpus-size tiny, 16000/32000 with
+# the LDC corpora (the paper's 32k).
 
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -62,8 +65,13 @@ if [ -n "$swbd" ]; then
   [ -n "$num_leaves_tri2" ] || num_leaves_tri2=32000
 else
   corpus=synth
-  [ -n "$num_leaves_tri1" ] || num_leaves_tri1=1000
-  [ -n "$num_leaves_tri2" ] || num_leaves_tri2=2000
+  if [ "$corpus_size" = tiny ]; then  # a few minutes of audio: a few hundred tied states at most
+    [ -n "$num_leaves_tri1" ] || num_leaves_tri1=150
+    [ -n "$num_leaves_tri2" ] || num_leaves_tri2=200
+  else
+    [ -n "$num_leaves_tri1" ] || num_leaves_tri1=1000
+    [ -n "$num_leaves_tri2" ] || num_leaves_tri2=2000
+  fi
 fi
 
 if run_stage 0 "corpus and manifests ($corpus)"; then
@@ -71,7 +79,7 @@ if run_stage 0 "corpus and manifests ($corpus)"; then
     logged 0 $python -m asr_bl.bin.make_corpus --out-dir data/corpus --size "$corpus_size" \
       --seed "$seed" --num-jobs "$nj"
     mkdir -p data/manifests
-    cp -u data/corpus/manifests/*.jsonl.gz data/manifests/
+    cp -u data/corpus/synth_*.jsonl.gz data/manifests/
     cp -u data/corpus/lexicon.txt data/corpus/lm_text.txt data/
   else
     logged 0 $python -m asr_bl.bin.prepare --swbd "$swbd" --swbd-text "$swbd_text" --fisher "$fisher" \
