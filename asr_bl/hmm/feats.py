@@ -131,6 +131,13 @@ def finalize_features(static: np.ndarray, mean: np.ndarray, std: Optional[np.nda
     return np.ascontiguousarray(d.transpose(1, 0, 2).reshape(static.shape[0], -1), dtype=np.float32)
 
 
+def _single_thread() -> None:
+    """Pool initializer: one torch thread per process (the processes are the parallelism)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _static_worker(args: Tuple[List[Any], GmmFeatureConfig]) -> List[Tuple[str, str, np.ndarray]]:
     cuts, config = args
     extractor = _mfcc_extractor(config) if config.kind == "mfcc" else None
@@ -150,7 +157,9 @@ def compute_gmm_features(
     if num_jobs > 1 and len(batches) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(num_jobs) as pool:
+        # "spawn", not "fork": a forked child that runs torch's OpenMP after the parent has used
+        # it deadlocks (libgomp is not fork-safe); the MFCCs are computed with torch.
+        with mp.get_context("spawn").Pool(num_jobs, initializer=_single_thread) as pool:
             for out in pool.imap(_static_worker, batches):
                 for cid, side, f in out:
                     statics[cid], sides[cid] = f, side
