@@ -76,8 +76,7 @@ fi
 
 if run_stage 0 "corpus and manifests ($corpus)"; then
   if [ "$corpus" = synth ]; then
-    logged 0 $python -m asr_bl.bin.make_corpus --out-dir data/corpus --size "$corpus_size" \
-      --seed "$seed" --num-jobs "$nj"
+    logged 0 local/make_synthetic_corpus.sh --size "$corpus_size" --seed "$seed" --nj "$nj" data/corpus
     mkdir -p data/manifests
     cp -u data/corpus/synth_*.jsonl.gz data/manifests/
     cp -u data/corpus/lexicon.txt data/corpus/lm_text.txt data/
