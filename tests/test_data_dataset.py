@@ -45,14 +45,14 @@ def aligned_cuts(tmp_path):
     cuts = utterance_cuts(RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(sups))
     cuts = compute_and_store(cuts, tmp_path / "fbank", "synth", "train", FbankConfig())
     rng = np.random.default_rng(0)
-    with_ali = []
+    pdf_ali, phone_ali = {}, {}
     for cut in cuts:
         num_t = cut_num_frames(cut, FbankConfig())
-        cut = attach_alignment(cut, "pdf_ali", rng.integers(0, NUM_PDFS, num_t), str(tmp_path / "ali"))
-        cut = attach_alignment(cut, "phone_ali", rng.integers(0, 5, num_t), str(tmp_path / "ali"))
-        with_ali.append(cut)
+        pdf_ali[cut.id] = rng.integers(0, NUM_PDFS, num_t)
+        phone_ali[cut.id] = rng.integers(0, 5, num_t)
+    with_ali = attach_alignment(cuts, {"pdf_ali": pdf_ali, "phone_ali": phone_ali}, tmp_path / "ali.h5")
     stats = CmvnStats.load(feature_paths(tmp_path / "fbank", "synth", "train")["cmvn"])
-    return CutSet.from_cuts(with_ali), stats
+    return with_ali, stats
 
 
 def test_alignment_round_trip(aligned_cuts):
@@ -60,6 +60,30 @@ def test_alignment_round_trip(aligned_cuts):
     for cut in cuts:
         ali = cut.load_custom("pdf_ali")
         assert ali.dtype == np.int32 and ali.shape == (cut_num_frames(cut, FbankConfig()),)
+
+
+def test_attach_alignment_writes_one_hdf5_file_exactly(aligned_cuts, tmp_path):
+    cuts, _ = aligned_cuts
+    rng = np.random.default_rng(1)
+    extremes = np.array([np.iinfo(np.int32).min, -100, 0, np.iinfo(np.int32).max])
+    labels = {c.id: rng.permutation(np.resize(extremes, cut_num_frames(c, FbankConfig()))) for c in cuts}
+    out = attach_alignment(cuts, {"tri_ali": labels}, tmp_path / "store" / "tri")
+    # One file for all cuts, under its final name (the temporary one is gone); earlier fields kept.
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["tri.h5"]
+    assert {c.custom["tri_ali"].array.storage_path for c in out} == {str(tmp_path / "store" / "tri.h5")}
+    for cut in out:
+        got = cut.load_custom("tri_ali")
+        assert got.dtype == np.int32 and np.array_equal(got, labels[cut.id])
+        assert np.array_equal(cut.load_custom("pdf_ali"), cuts[cut.id].load_custom("pdf_ali"))
+    # Rewriting the file this process has open (lhotse caches the handle) must not read stale arrays.
+    again = attach_alignment(cuts, {"tri_ali": {k: v[::-1].copy() for k, v in labels.items()}}, tmp_path / "store" / "tri.h5")
+    for cut in again:
+        assert np.array_equal(cut.load_custom("tri_ali"), labels[cut.id][::-1])
+    with pytest.raises(KeyError, match="no 'tri_ali' labels"):
+        attach_alignment(cuts, {"tri_ali": {cuts[0].id: labels[cuts[0].id]}}, tmp_path / "store" / "partial")
+    with pytest.raises(ValueError, match="int32 holds exactly"):
+        attach_alignment(cuts, {"tri_ali": {k: v.astype(np.int64) + 2**31 for k, v in labels.items()}}, tmp_path / "store" / "big")
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["tri.h5"]
 
 
 def test_chunk_utterance_shapes_and_coverage():
@@ -129,16 +153,22 @@ def test_sampler_splits_cuts_over_ddp_ranks(aligned_cuts):
 
 
 @pytest.mark.filterwarnings("ignore:You are using DynamicBucketingSampler")
-def test_dataloader_with_worker_and_bucketing(aligned_cuts):
+def test_dataloader_with_workers_and_bucketing(aligned_cuts):
     cuts, stats = aligned_cuts
+    # Read every alignment here first: the parent then holds the HDF5 file open in lhotse's handle
+    # cache, which the forked workers inherit; they must still read the right labels.
+    expected = {c.id: c.load_custom("pdf_ali") for c in cuts}
     ds = FrameLevelDataset(FrameDataConfig(chunk_frames=30), cmvn_stats=stats)
     sampler = make_sampler(cuts.to_eager(), max_duration=2.5, num_buckets=2, seed=0)
-    loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=1)
-    labelled = 0
+    loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=2)
+    rebuilt = {k: np.full(v.shape, IGNORE_LABEL, np.int64) for k, v in expected.items()}
     for batch in loader:
         assert batch["inputs"].dtype == torch.float32 and batch["inputs"].shape[-1] == 78
-        labelled += int((batch["targets"] != IGNORE_LABEL).sum())
-    assert labelled == sum(cut_num_frames(c, FbankConfig()) for c in cuts)
+        for cut_id, start, targets in zip(batch["cut_ids"], batch["starts"].tolist(), batch["targets"].numpy()):
+            keep = targets != IGNORE_LABEL
+            rebuilt[cut_id][start + np.flatnonzero(keep)] = targets[keep]
+    for cut_id, labels in expected.items():
+        assert np.array_equal(rebuilt[cut_id], labels), cut_id
 
 
 def test_phone_targets_and_spec_augment(aligned_cuts):
@@ -158,9 +188,9 @@ def test_missing_or_misaligned_targets_are_errors(aligned_cuts, tmp_path):
     with pytest.raises(KeyError, match="no 'tri_ali' alignment"):
         ds[cuts.subset(first=1)]
     cut = cuts[0]
-    short = attach_alignment(cut, "pdf_ali", np.zeros(cut_num_frames(cut, FbankConfig()) - 1), str(tmp_path / "bad"))
+    short = attach_alignment([cut], {"pdf_ali": {cut.id: np.zeros(cut_num_frames(cut, FbankConfig()) - 1)}}, tmp_path / "bad")
     with pytest.raises(AssertionError, match="frame grid"):
-        FrameLevelDataset(cmvn_stats=stats)[CutSet.from_cuts([short])]
+        FrameLevelDataset(cmvn_stats=stats)[short]
 
 
 def test_window_examples_edge_replication():

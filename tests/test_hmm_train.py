@@ -153,6 +153,14 @@ def test_model_save_load_and_exports(tri, utts, lang, corpus, tmp_path):
 
     out = load_manifest(tmp_path / "ali" / "toy_cuts.jsonl.gz")
     assert len(out) == len(result.alignments)
+    # All arrays in one HDF5 file beside the manifest (no per-utterance files, no temporary names left).
+    assert sorted(p.name for p in (tmp_path / "ali").iterdir()) == sorted([
+        "ali.ark.txt", "failures.txt", "num_pdfs", "pdf_ali.ark.txt", "pdf_counts", "phone_ali.ark.txt",
+        "phones.ctm", "toy_cuts.arrays.h5", "toy_cuts.jsonl.gz",
+    ])
+    assert {c.custom[f].array.storage_path for c in out for f in ("pdf_ali", "phone_ali")} == {
+        str(tmp_path / "ali" / "toy_cuts.arrays.h5")
+    }
     for cut in out:
         pdf = cut.load_custom("pdf_ali")
         phone = cut.load_custom("phone_ali")

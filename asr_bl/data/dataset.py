@@ -23,8 +23,10 @@ so workers see the new epoch).
 """
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -262,20 +264,64 @@ def make_sampler(
     )
 
 
-def attach_alignment(cut, name: str, labels: np.ndarray, storage_dir: str, frame_shift: float = 0.01):
-    """Store ``labels`` (one per frame, int32) as a lhotse ``TemporalArray`` custom field of ``cut``.
+def attach_alignment(
+    cuts: Iterable,
+    alignments: Mapping[str, Mapping[str, np.ndarray]],
+    storage_path: Union[str, Path],
+    frame_shift: float = 0.01,
+) -> CutSet:
+    """Store per-frame labels of ``cuts`` in one HDF5 file and attach them as lhotse ``TemporalArray`` custom fields.
 
-    Returns the new cut; ``cut.load_custom(name)`` gives the labels back. The array starts at the
-    cut's start, so lhotse's slicing by (start, duration) returns exactly the cut's frames.
+    ``alignments`` maps a custom field name (e.g. ``"pdf_ali"``) to ``{cut id: labels}`` (one label
+    per frame, stored as exact int32: values int32 cannot hold are an error); every cut must have
+    an entry in every field. Returns the cuts with the fields attached: ``cut.load_custom(name)``
+    gives the labels back. Each array starts at its cut's start, so lhotse's slicing by
+    (start, duration) returns exactly the cut's frames.
+
+    All arrays go into the single file ``storage_path`` (lhotse's ``numpy_hdf5`` storage, dataset
+    ``<name>/<cut id>``; ``.h5`` is appended when missing, as lhotse's writer does) rather than one
+    file per array, which on a large corpus means a million tiny files. The file is written under a
+    temporary name and renamed, so it is never half-written; it is *replaced as a whole*, so cuts
+    of an earlier call that used the same path lose their arrays. Readers open the file lazily and
+    keep the handle in lhotse's per-process cache (``lhotse.features.io.lookup_cache_or_open``),
+    which also works in DataLoader worker processes; the cache is cleared here after the rename so
+    that this process never reads a replaced file through a stale handle.
     """
-    from lhotse import NumpyFilesWriter
+    from lhotse import NumpyHdf5Writer, close_cached_file_handles
+    from lhotse.utils import fastcopy
 
-    with NumpyFilesWriter(storage_dir) as writer:
-        array = writer.store_array(
-            f"{cut.id}_{name}", np.asarray(labels, dtype=np.int32), frame_shift=frame_shift,
-            temporal_dim=0, start=cut.start,
-        )
-    return cut.with_custom(name, array)
+    final = Path(storage_path)
+    if final.suffix != ".h5":
+        final = final.with_suffix(final.suffix + ".h5")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name("tmp." + final.name)
+    out = []
+    try:
+        with NumpyHdf5Writer(tmp, mode="w") as writer:
+            for cut in cuts:
+                custom = dict(cut.custom or {})
+                for name, per_cut in alignments.items():
+                    if cut.id not in per_cut:
+                        raise KeyError(f"cut {cut.id} has no '{name}' labels to attach")
+                    labels = np.asarray(per_cut[cut.id])
+                    labels32 = labels.astype(np.int32)
+                    if labels.ndim != 1 or not np.array_equal(labels32, labels):
+                        raise ValueError(
+                            f"cut {cut.id}: '{name}' must be one integer per frame that int32 holds exactly, "
+                            f"got {labels.dtype} of shape {labels.shape}"
+                        )
+                    array = writer.store_array(
+                        f"{name}/{cut.id}", labels32, frame_shift=frame_shift, temporal_dim=0, start=cut.start
+                    )
+                    # The manifest must name the file readers will open, not the temporary one.
+                    custom[name] = fastcopy(array, array=fastcopy(array.array, storage_path=str(final)))
+                out.append(fastcopy(cut, custom=custom))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, final)
+    close_cached_file_handles()
+    return CutSet.from_cuts(out)
 
 
 __all__ = [

@@ -13,7 +13,9 @@ Files written by :func:`write_alignment_outputs` into an output directory:
 - ``failures.txt``       ``utt reason`` for every utterance without an alignment;
 - ``<cuts name>``        the input cuts that were aligned, with custom fields ``pdf_ali`` and
                          ``phone_ali`` (int32 arrays of shape (T,), frame shift 0.01, T equal to the
-                         cut's network frames), loadable with ``cut.load_custom("pdf_ali")``.
+                         cut's network frames), loadable with ``cut.load_custom("pdf_ali")``;
+- ``<cuts stem>.arrays.h5``  those arrays, all in one HDF5 file (lhotse ``numpy_hdf5`` storage,
+                         datasets ``pdf_ali/<cut id>`` and ``phone_ali/<cut id>``).
 """
 import logging
 import os
@@ -103,6 +105,16 @@ def write_alignment_outputs(
     return summary
 
 
+def aligned_arrays_path(manifest: Path) -> Path:
+    """The HDF5 file holding the alignment arrays of the cuts manifest ``manifest``.
+
+    ``<dir>/<name>.jsonl.gz`` -> ``<dir>/<name>.arrays.h5``: one file per manifest, so two manifests
+    written into one directory never replace each other's arrays.
+    """
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.name.split(".")[0] + ".arrays.h5")
+
+
 def write_aligned_cuts(
     path: Path,
     cuts: Any,
@@ -110,35 +122,38 @@ def write_aligned_cuts(
     phone_ali: Dict[str, np.ndarray],
     frame_shift: float = 0.01,
 ) -> Path:
-    """Attach ``pdf_ali``/``phone_ali`` to the aligned cuts and write them (arrays stored as
-    ``.npy`` files under ``ali_arrays/`` beside the manifest; unaligned cuts are
-    left out; they are listed in failures.txt). The frame count is checked against the network's
-    frame grid (and against the cut's attached features, when it has any)."""
+    """Attach ``pdf_ali``/``phone_ali`` to the aligned cuts and write them to the manifest ``path``.
+
+    The arrays (exact int32) are stored in one HDF5 file beside the manifest,
+    :func:`aligned_arrays_path` (lhotse's ``numpy_hdf5`` storage, written by
+    :func:`asr_bl.data.attach_alignment`), not as one file per array; readers call
+    ``cut.load_custom("pdf_ali")`` as before. Both files are written under temporary names and
+    renamed, arrays first, so the manifest never points at missing arrays. Unaligned cuts are left
+    out (they are listed in failures.txt). The frame count is checked against the network's frame
+    grid (and against the cut's attached features, when it has any).
+    """
     from lhotse import CutSet
 
-    from lhotse.features.io import NumpyFilesWriter
-    from lhotse.utils import fastcopy
+    from asr_bl.data.dataset import attach_alignment
 
     path = Path(path)
     fcfg = FbankConfig(frame_shift=frame_shift)
-    # One .npy per array under <dir>/ali_arrays (lhotse's numpy_files storage; exact int32).
-    writer = NumpyFilesWriter(path.parent / "ali_arrays")
-    out = []
+    aligned = []
     for cut in cuts:
         if cut.id not in pdf_ali:
             continue
-        p, ph = pdf_ali[cut.id], phone_ali[cut.id]
         expected = num_frames_from_duration(cut.duration, cut.sampling_rate, fcfg)
         if cut.has_features:
             expected = cut.num_frames
-        if p.shape[0] != expected:
-            raise AssertionError(
-                f"cut {cut.id}: alignment has {p.shape[0]} frames but the network's features have {expected}"
-            )
-        cut = fastcopy(cut, custom=dict(cut.custom or {}))
-        cut.custom["pdf_ali"] = writer.store_array(f"{cut.id}.pdf", p, frame_shift=frame_shift, temporal_dim=0, start=cut.start)
-        cut.custom["phone_ali"] = writer.store_array(f"{cut.id}.phone", ph, frame_shift=frame_shift, temporal_dim=0, start=cut.start)
-        out.append(cut)
+        for name, labels in (("pdf_ali", pdf_ali[cut.id]), ("phone_ali", phone_ali[cut.id])):
+            if labels.shape[0] != expected:
+                raise AssertionError(
+                    f"cut {cut.id}: {name} has {labels.shape[0]} frames but the network's features have {expected}"
+                )
+        aligned.append(cut)
+    out = attach_alignment(
+        aligned, {"pdf_ali": pdf_ali, "phone_ali": phone_ali}, aligned_arrays_path(path), frame_shift
+    )
     tmp = path.with_name("tmp." + path.name)
     CutSet.from_cuts(out).to_file(tmp)
     os.replace(tmp, path)
