@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from asr_bl.data import (
     IGNORE_LABEL,

@@ -11,7 +11,6 @@ import soundfile as sf
 from asr_bl.data.ldc import (
     LdcLayoutError,
     LdcPrepConfig,
-    build_parts,
     check_eval2000_layout,
     check_fisher_layout,
     check_switchboard_layout,

@@ -65,7 +65,7 @@ def test_utterance_cuts_follow_supervisions(tiny_cuts):
 def test_compute_and_store_then_load(tiny_cuts, tmp_path):
     config = FbankConfig()
     out = tmp_path / "fbank"
-    cuts = compute_and_store(tiny_cuts, out, "synth", "train", config)
+    compute_and_store(tiny_cuts, out, "synth", "train", config)
     paths = feature_paths(out, "synth", "train")
     assert paths["cuts"].is_file() and paths["cmvn"].is_file() and paths["config"].is_file()
     assert not list(out.glob(".*partial*"))

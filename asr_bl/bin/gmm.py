@@ -240,7 +240,7 @@ def cmd_train_tri(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
     from asr_bl.hmm.export import read_int_ark
     from asr_bl.hmm.lang import load_lang
     from asr_bl.hmm.model import GmmHmm
-    from asr_bl.hmm.train import TriConfig, TrainResult, align_with_model, train_tri
+    from asr_bl.hmm.train import TriConfig, train_tri
     from asr_bl.hmm.tree import TreeConfig
 
     out_dir = Path(args.out_dir)

@@ -24,7 +24,6 @@ import json
 import logging
 import multiprocessing
 import os
-import platform
 import resource
 import shutil
 import time
@@ -44,6 +43,7 @@ from asr_bl.corpus.engines import (
 )
 from asr_bl.corpus.render import ConversationPlan, Turn, is_rendered, render_conversation, sidecar_path
 from asr_bl.corpus.text import SentencePool, _write_lines, load_cmudict, source_sentences, write_lexicon
+from asr_bl.machine import cpu_model
 
 logger = logging.getLogger(__name__)
 
@@ -426,17 +426,6 @@ def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: i
 
 
 # ------------------------------------------------------------------------------------- summary
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished children (workers, flite, festival)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -476,7 +465,7 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
             "total_seconds": round(total_time, 1),
             "cpu_seconds": round(cpu_time, 1),
             "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
         },
     }
@@ -508,7 +497,7 @@ def _write_summary(out_dir: str, summary: Dict) -> None:
         lines.append(f"- {part}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     lines += [
         "",
-        f"- TTS engines used: " + "; ".join(f"{e} ({', '.join(v)})" for e, v in summary["engines"].items()),
+        "- TTS engines used: " + "; ".join(f"{e} ({', '.join(v)})" for e, v in summary["engines"].items()),
         f"- Text sources: {', '.join(summary['text_sources'])} (+ trigram-generated sentences)",
         f"- Voices: {summary['seen_voices']} seen in training, {summary['unseen_voices']} unseen (test_ch only)",
         f"- Vocabulary: {summary['vocabulary']} words, {summary['lexicon_entries']} lexicon entries (CMUdict)",

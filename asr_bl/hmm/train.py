@@ -532,6 +532,22 @@ def init_mono(lang: Lang, feat_dim: int, global_mean: np.ndarray, global_var: np
     return GmmHmm(topo_text, ctx, tm, am, None)
 
 
+def _final_alignment(pool: "WorkerPool", model: GmmHmm, align_config) -> Tuple[Dict[str, Any], Dict, Dict]:
+    """Align every utterance with the final model; its log entry, alignments and failures."""
+    pool.call("set_model", model.to_bytes())
+    res = pool.call("align", align_config)
+    frames = sum(r[2] for r in res)
+    stats = pool.call("accumulate")
+    log_entry = {
+        "iter": "final_align",
+        "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1),
+        "acoustic_loglike_per_frame": sum(x[4] for x in stats) / max(sum(x[5] for x in stats), 1),
+    }
+    ali = {k: v for r in pool.call("get_alignments") for k, v in r.items()}
+    failures = {k: v for r in pool.call("get_failures") for k, v in r.items()}
+    return log_entry, ali, failures
+
+
 def train_mono(utts: List[Utterance], lang: Lang, config: MonoConfig, num_jobs: int = 1) -> TrainResult:
     """Flat-start monophone training; returns the model, final alignments and failures."""
     allx = np.concatenate([u.feats for u in utts]).astype(np.float64)
@@ -551,17 +567,8 @@ def train_mono(utts: List[Utterance], lang: Lang, config: MonoConfig, num_jobs: 
             0, "mono",
         )
         # Final alignment with the final model.
-        pool.call("set_model", model.to_bytes())
-        res = pool.call("align", config.align)
-        frames = sum(r[2] for r in res)
-        stats = pool.call("accumulate")
-        log.append({
-            "iter": "final_align",
-            "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1),
-            "acoustic_loglike_per_frame": sum(x[4] for x in stats) / max(sum(x[5] for x in stats), 1),
-        })
-        ali = {k: v for r in pool.call("get_alignments") for k, v in r.items()}
-        failures = {k: v for r in pool.call("get_failures") for k, v in r.items()}
+        final_log, ali, failures = _final_alignment(pool, model, config.align)
+        log.append(final_log)
     return TrainResult(model, ali, failures, log)
 
 
@@ -625,17 +632,8 @@ def train_tri(
             config.power, config.perturb_factor, config.min_gaussian_occupancy, config.align, config.seed,
             1, "tri",
         )
-        pool.call("set_model", model.to_bytes())
-        res = pool.call("align", config.align)
-        frames = sum(r[2] for r in res)
-        stats = pool.call("accumulate")
-        log.append({
-            "iter": "final_align",
-            "align_like_per_frame": sum(r[1] for r in res) / max(frames, 1),
-            "acoustic_loglike_per_frame": sum(x[4] for x in stats) / max(sum(x[5] for x in stats), 1),
-        })
-        ali = {k: v for r in pool.call("get_alignments") for k, v in r.items()}
-        failures = {k: v for r in pool.call("get_failures") for k, v in r.items()}
+        final_log, ali, failures = _final_alignment(pool, model, config.align)
+        log.append(final_log)
     return TrainResult(model, ali, failures, log), summary
 
 

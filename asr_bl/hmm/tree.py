@@ -666,7 +666,6 @@ def _merge_leaves(active: List[_LeafState], builder: _Builder, target: int) -> L
     groups: Dict[int, List[_LeafState]] = {}
     for l in active:
         groups.setdefault(l.root, []).append(l)
-    cand: List[Tuple[float, int, int, int]] = []  # (cost, root, i, j) cheapest pair per root
     root_clusters: Dict[int, List[List[int]]] = {}
     root_stats: Dict[int, List[Tuple[float, np.ndarray, np.ndarray]]] = {}
 
