@@ -15,6 +15,7 @@
 #   stage 4: triphone GMM-HMM with our decision tree     exp/tri1
 #   stage 5: second triphone pass + final alignments     exp/tri2, exp/tri2_ali
 #
+# Options of each stage's tool live in conf/*.conf (fbank, gmm_common, gmm_mono, gmm_tri).
 # Every stage is idempotent: it skips work whose outputs are complete (delete them to redo),
 # and logs to exp/log/stage<N>.log as well as the terminal. Tied states (= the acoustic model's
 # outputs): 1000/2000 for the embedded default, 150/200 for --corpus-size tiny, 16000/32000 with
@@ -51,6 +52,13 @@ run_stage() {  # run_stage N DESCRIPTION: true when stage N is selected; logs it
     log "stage $n: $*"; return 0
   fi
   return 1
+}
+for f in fbank gmm_common gmm_mono gmm_tri; do
+  [ -f "conf/$f.conf" ] || { echo "ERROR: conf/$f.conf is missing (restore it from git)" >&2; exit 1; }
+done
+conf() {  # conf NAME...: the --option=value lines of conf/NAME.conf, comments dropped
+  local f
+  for f in "$@"; do grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "conf/$f.conf"; done
 }
 logged() {  # logged N CMD...: run CMD, tee its output to exp/log/stage<N>.log, fail on error.
   local n=$1; shift
@@ -89,7 +97,7 @@ fi
 
 if run_stage 1 "features"; then
   logged 1 $python -m asr_bl.bin.features --manifest-dir data/manifests --prefix "$corpus" \
-    --out-dir data/fbank --num-jobs "$nj"
+    --out-dir data/fbank --num-jobs "$nj" $(conf fbank)
 fi
 
 if run_stage 2 "lang"; then
@@ -98,19 +106,21 @@ fi
 
 if run_stage 3 "monophone training"; then
   logged 3 $python -m asr_bl.bin.gmm train-mono --cuts data/fbank/${corpus}_cuts_train.jsonl.gz \
-    --lang data/lang --out-dir exp/mono --num-jobs "$nj"
+    --lang data/lang --out-dir exp/mono --num-jobs "$nj" $(conf gmm_common gmm_mono)
 fi
 
 if run_stage 4 "triphone pass 1 ($num_leaves_tri1 leaves)"; then
   logged 4 $python -m asr_bl.bin.gmm train-tri --cuts data/fbank/${corpus}_cuts_train.jsonl.gz \
-    --lang data/lang --ali-dir exp/mono --num-leaves "$num_leaves_tri1" --out-dir exp/tri1 --num-jobs "$nj"
+    --lang data/lang --ali-dir exp/mono --num-leaves "$num_leaves_tri1" --out-dir exp/tri1 --num-jobs "$nj" \
+    $(conf gmm_common gmm_tri)
 fi
 
 if run_stage 5 "triphone pass 2 ($num_leaves_tri2 leaves) and final alignments"; then
   logged 5 $python -m asr_bl.bin.gmm train-tri --cuts data/fbank/${corpus}_cuts_train.jsonl.gz \
-    --lang data/lang --ali-dir exp/tri1 --num-leaves "$num_leaves_tri2" --out-dir exp/tri2 --num-jobs "$nj"
+    --lang data/lang --ali-dir exp/tri1 --num-leaves "$num_leaves_tri2" --out-dir exp/tri2 --num-jobs "$nj" \
+    $(conf gmm_common gmm_tri)
   logged 5 $python -m asr_bl.bin.gmm align --cuts data/fbank/${corpus}_cuts_train.jsonl.gz \
-    --lang data/lang --model-dir exp/tri2 --out-dir exp/tri2_ali --num-jobs "$nj"
+    --lang data/lang --model-dir exp/tri2 --out-dir exp/tri2_ali --num-jobs "$nj" $(conf gmm_common)
 fi
 
 log "done (stages $stage..$stop_stage)."
