@@ -1,4 +1,6 @@
 """Utterance cuts, stored features, per-side CMVN, and precomputed == on-the-fly loading."""
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,6 +12,7 @@ from asr_bl.features import (
     FeatureLoader,
     apply_cmvn,
     compute_and_store,
+    compute_cmvn_stats,
     compute_fbank,
     cut_num_frames,
     feature_paths,
@@ -167,3 +170,36 @@ def test_features_cli_on_manifest_dir(tmp_path, tiny_cuts, capsys):
     assert "nope_supervisions_<part>.jsonl.gz" in capsys.readouterr().err
     assert main(["--manifest-dir", str(tmp_path / "absent"), "--out-dir", str(out)]) == 2
     assert "run stage 0" in capsys.readouterr().err
+
+
+def test_complete_part_with_another_config_or_other_cuts_is_refused(tiny_cuts, tmp_path):
+    out = tmp_path / "fbank"
+    compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig())
+    paths = feature_paths(out, "synth", "train")
+    with pytest.raises(ValueError, match=r"synth_fbank_train\.json.*--overwrite"):
+        compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig(num_mel_bins=40))
+    fewer = tiny_cuts.subset(first=5)
+    with pytest.raises(ValueError, match=r"synth_cuts_train\.jsonl\.gz holds 8 cuts, 3 of them not requested"):
+        compute_and_store(fewer, out, "synth", "train", FbankConfig())
+    # --overwrite recomputes with the new configuration.
+    redone = compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig(num_mel_bins=40), overwrite=True)
+    assert redone[0].load_features().shape[1] == 40
+    assert FbankConfig.from_dict(json.loads(paths["config"].read_text())).num_mel_bins == 40
+
+
+def test_missing_cmvn_side_warns_once_and_falls_back(tiny_cuts, tmp_path, caplog):
+    config = FbankConfig()
+    cuts = compute_and_store(tiny_cuts, tmp_path / "fbank", "synth", "train", config)
+    conv0 = cuts.filter(lambda c: c.recording_id == "conv0").to_eager()
+    conv1 = cuts.filter(lambda c: c.recording_id == "conv1").to_eager()
+    stats_conv0 = compute_cmvn_stats(conv0, config)
+    loader = FeatureLoader(config, cmvn_stats=stats_conv0)
+    with caplog.at_level("WARNING", logger="asr_bl.features.pipeline"):
+        got = loader.load_logmel(conv1)
+        loader.load_logmel(conv1)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "no CMVN statistics" in r.getMessage()]
+    assert len(warnings) == 1 and "conv1:" in warnings[0].getMessage()
+    assert loader.sides_without_cmvn == ["conv1:0", "conv1:1"]
+    # The fallback is unchanged: each utterance normalised by its own mean.
+    for x in got:
+        np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-4)

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from lhotse import CutSet, MonoCut, RecordingSet, SupervisionSet
@@ -201,6 +201,29 @@ def storage_writer(storage: str = "auto"):
     return NumpyFilesWriter
 
 
+def _check_existing_part(paths: Dict[str, Path], config: FbankConfig, cuts: CutSet) -> None:
+    """Refuse to reuse a finished part made with another feature configuration or from other cuts.
+
+    Raises ``ValueError`` naming the file that differs and the two ways out.
+    """
+    from lhotse import load_manifest
+
+    fix = "pass overwrite=True (asr_bl-features --overwrite) to recompute it, or write to another --out-dir"
+    stored = json.loads(paths["config"].read_text()) if paths["config"].is_file() else None
+    if stored != config.to_dict():
+        raise ValueError(
+            f"{paths['config']} records feature config {stored}, but {config.to_dict()} was requested; {fix}"
+        )
+    stored_ids = set(load_manifest(paths["cuts"]).ids)
+    requested_ids = set(cuts.ids)
+    if stored_ids != requested_ids:
+        raise ValueError(
+            f"{paths['cuts']} holds {len(stored_ids)} cuts, {len(stored_ids - requested_ids)} of them not "
+            f"requested; {len(requested_ids - stored_ids)} requested cuts are missing from it "
+            f"(the input manifests changed); {fix}"
+        )
+
+
 def compute_and_store(
     cuts: CutSet,
     output_dir: Pathlike,
@@ -214,7 +237,8 @@ def compute_and_store(
     """Compute log-mel features (lilcom storage) and per-side CMVN stats for ``cuts``; write the part's files.
 
     Resumable: a part whose cut manifest and stats exist (written last, via temporary names) is
-    loaded, not recomputed, unless ``overwrite``. ``num_jobs`` is capped at one process per 200
+    loaded, not recomputed, unless ``overwrite``; it must have been made with the same ``config`` from
+    the same cut ids, otherwise ``ValueError`` says which file differs. ``num_jobs`` is capped at one process per 200
     cuts: a worker process costs seconds to start, more than small parts take to compute.
     """
     from lhotse import load_manifest
@@ -224,6 +248,7 @@ def compute_and_store(
     paths = feature_paths(output_dir, corpus, part)
     paths["cuts"].parent.mkdir(parents=True, exist_ok=True)
     if not overwrite and paths["cuts"].is_file() and paths["cmvn"].is_file():
+        _check_existing_part(paths, config, cuts)
         logger.info("features of %s %s exist (%s): skipping", corpus, part, paths["cuts"])
         return load_manifest(paths["cuts"])
     extractor = make_extractor(config)
@@ -292,6 +317,7 @@ class FeatureLoader:
         self.config = config if config is not None else FbankConfig()
         self.cmvn_stats = cmvn_stats
         self.source = source
+        self._missing_sides: Set[str] = set()
         if source == "precomputed":
             self.strategy = PrecomputedFeatures()
         else:
@@ -301,6 +327,25 @@ class FeatureLoader:
                 # (Kaldi reflects the signal at the edge): extract each cut on its own instead.
                 use_batch_extract=False,
             )
+
+    def _warn_missing_side(self, key: str) -> None:
+        # Per-utterance CMVN on a side meant to have per-side stats usually means the stats file is
+        # from another part or corpus: say so (once per side) rather than silently normalise differently.
+        if key in self._missing_sides:
+            return
+        self._missing_sides.add(key)
+        if len(self._missing_sides) == 1:
+            logger.warning(
+                "conversation side %s has no CMVN statistics: falling back to per-utterance CMVN "
+                "(are the stats from another part?); further sides are counted at debug level", key
+            )
+        else:
+            logger.debug("side %s has no CMVN statistics (%d sides so far)", key, len(self._missing_sides))
+
+    @property
+    def sides_without_cmvn(self) -> List[str]:
+        """Conversation sides met so far that had no CMVN statistics (per-utterance CMVN was used)."""
+        return sorted(self._missing_sides)
 
     def load_logmel(self, cuts: CutSet) -> List[np.ndarray]:
         """The CMVN-normalised log-mel ``(T, F)`` of each cut, in order."""
@@ -313,6 +358,8 @@ class FeatureLoader:
                 raise AssertionError(f"cut {cut.id}: {n} feature frames, frame grid says {expected}")
             key = side_key(cut)
             stats = self.cmvn_stats if (self.cmvn_stats is not None and key in self.cmvn_stats) else None
+            if self.cmvn_stats is not None and stats is None:
+                self._warn_missing_side(key)
             out.append(apply_cmvn(x[:n].numpy(), self.config.cmvn, stats, key))
         return out
 
