@@ -9,7 +9,10 @@ Typical use (the recipe's stages 2-5)::
     asr_bl-gmm align      --cuts ... --lang data/lang --model-dir exp/tri2 --out-dir exp/tri2_ali
 
 Every command skips its work when its output directory already holds a finished result made with
-the same arguments (``done.json``); pass ``--force`` to redo it.
+the same arguments from the same input files (``done.json`` records the arguments and the size and
+mtime of the cuts, the lang files and the previous model/alignments); when an input has
+changed since (e.g. the previous stage was retrained) the command redoes its work, saying which input
+changed. Pass ``--force`` to redo it anyway.
 """
 import argparse
 import json
@@ -108,7 +111,35 @@ def _done_path(out_dir: Path) -> Path:
     return out_dir / "done.json"
 
 
-def _already_done(out_dir: Path, args: Dict[str, Any]) -> bool:
+def _file_fingerprint(path: Path) -> Optional[Dict[str, int]]:
+    """Size and modification time (ns) of ``path``; None when it does not exist.
+
+    Cheap on multi-GB inputs and changes whenever a stage rewrites its output (Kaldi's recipes
+    likewise redo a step when its inputs are newer than its outputs).
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def stage_inputs(args: argparse.Namespace) -> Dict[str, Optional[Dict[str, int]]]:
+    """Fingerprints of the files a stage reads, keyed by path: recorded in ``done.json`` so that a
+    stage whose inputs were remade (e.g. an upstream model retrained) is redone, not skipped."""
+    lang = Path(args.lang)
+    paths = [Path(args.cuts)] + [lang / n for n in ("phones.txt", "words.txt", "lexicon.txt", "lang_config.txt", "L.fst")]
+    if args.command == "train-tri":
+        paths += [Path(args.ali_dir) / "final.mdl", Path(args.ali_dir) / "ali.ark.txt"]
+    elif args.command == "align":
+        paths += [Path(args.model_dir) / "final.mdl"]
+        if args.reuse_alignments:
+            paths += [Path(args.model_dir) / "ali.ark.txt", Path(args.model_dir) / "failures.txt"]
+    return {str(p): _file_fingerprint(p) for p in paths}
+
+
+def _already_done(out_dir: Path, args: Dict[str, Any], inputs: Dict[str, Any]) -> bool:
+    """Whether ``out_dir`` holds a result made with these arguments from these very input files."""
     p = _done_path(out_dir)
     if not p.is_file():
         return False
@@ -116,12 +147,23 @@ def _already_done(out_dir: Path, args: Dict[str, Any]) -> bool:
         prev = json.loads(p.read_text())
     except json.JSONDecodeError:
         return False
-    return prev.get("args") == args
+    if prev.get("args") != args:
+        return False
+    prev_inputs = prev.get("inputs")
+    if prev_inputs is None:
+        logger.info("%s records no input fingerprints (older version): redoing %s", p, out_dir)
+        return False
+    changed = sorted(k for k in set(inputs) | set(prev_inputs) if inputs.get(k) != prev_inputs.get(k))
+    if changed:
+        logger.info("inputs changed since %s was made (%s): redoing it", out_dir, ", ".join(changed))
+        return False
+    return True
 
 
-def _finish(out_dir: Path, args: Dict[str, Any], summary: Dict[str, Any]) -> None:
+def _finish(out_dir: Path, args: Dict[str, Any], summary: Dict[str, Any],
+            inputs: Optional[Dict[str, Any]] = None) -> None:
     tmp = out_dir / "done.json.tmp"
-    tmp.write_text(json.dumps({"args": args, "summary": summary}, indent=2, default=str))
+    tmp.write_text(json.dumps({"args": args, "inputs": inputs, "summary": summary}, indent=2, default=str))
     os.replace(tmp, _done_path(out_dir))
 
 
@@ -135,13 +177,14 @@ def _load_cuts(path: str) -> List[Any]:
 
 
 def _utterances(args: argparse.Namespace, lang: Any, cuts: List[Any]) -> List[Any]:
-    from asr_bl.hmm.feats import GmmFeatureConfig, cached_gmm_features
+    from asr_bl.hmm.feats import GmmFeatureConfig, cached_gmm_features, manifest_fingerprint
     from asr_bl.hmm.train import Utterance
 
     cfg = GmmFeatureConfig(kind=args.feature_type)
     cache = Path(args.feats_cache_dir) if args.feats_cache_dir else Path(args.out_dir).resolve().parent / "gmm_feats"
     tag = Path(args.cuts).name.split(".")[0]
-    feats = cached_gmm_features(cuts, cfg, cache, tag, num_jobs=args.num_jobs)
+    feats = cached_gmm_features(cuts, cfg, cache, tag, num_jobs=args.num_jobs,
+                                source_fingerprint=manifest_fingerprint(Path(args.cuts)))
     utts = []
     for c in cuts:
         text = " ".join(s.text for s in c.supervisions if s.text)
@@ -201,7 +244,7 @@ def _write_stage(out_dir: Path, result: Any, lang: Any, extra_log: Dict[str, Any
     }
 
 
-def cmd_train_mono(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
+def cmd_train_mono(args: argparse.Namespace, argd: Dict[str, Any], inputs: Dict[str, Any]) -> int:
     from asr_bl.hmm.lang import load_lang
     from asr_bl.hmm.train import MonoConfig, TrainResult, align_with_model, train_mono
 
@@ -231,12 +274,12 @@ def cmd_train_mono(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
         "final_acoustic_loglike_per_frame": ll,
     })
     summary["timings"] = timings
-    _finish(out_dir, argd, summary)
+    _finish(out_dir, argd, summary, inputs)
     print(json.dumps(summary, indent=1))
     return 0
 
 
-def cmd_train_tri(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
+def cmd_train_tri(args: argparse.Namespace, argd: Dict[str, Any], inputs: Dict[str, Any]) -> int:
     from asr_bl.hmm.export import read_int_ark
     from asr_bl.hmm.lang import load_lang
     from asr_bl.hmm.model import GmmHmm
@@ -278,12 +321,12 @@ def cmd_train_tri(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
     })
     summary["tree"] = tree_summary
     summary["timings"] = timings
-    _finish(out_dir, argd, summary)
+    _finish(out_dir, argd, summary, inputs)
     print(json.dumps(summary, indent=1))
     return 0
 
 
-def cmd_align(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
+def cmd_align(args: argparse.Namespace, argd: Dict[str, Any], inputs: Dict[str, Any]) -> int:
     from asr_bl.hmm.export import write_alignment_outputs
     from asr_bl.hmm.lang import load_lang
     from asr_bl.hmm.model import GmmHmm
@@ -329,7 +372,7 @@ def cmd_align(args: argparse.Namespace, argd: Dict[str, Any]) -> int:
     summary = write_alignment_outputs(out_dir, model, lang, ali, failures, cuts, Path(args.cuts).name)
     summary["acoustic_loglike_per_frame"] = ll
     summary["timings"] = {"features_s": t1 - t0, "align_s": t2 - t1, "export_s": time.time() - t2}
-    _finish(out_dir, argd, summary)
+    _finish(out_dir, argd, summary, inputs)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -342,18 +385,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cmd_prepare_lang(args)
     argd = {k: v for k, v in vars(args).items() if k not in ("force", "verbose", "num_jobs")}
     out_dir = Path(args.out_dir)
-    if not args.force and _already_done(out_dir, argd):
-        print(f"{out_dir} is complete (done.json matches these arguments); skipping. Use --force to redo.")
+    # Fingerprinted before the work starts: an input remade meanwhile makes the next run redo it.
+    inputs = stage_inputs(args)
+    if not args.force and _already_done(out_dir, argd, inputs):
+        print(f"{out_dir} is complete (done.json matches these arguments and input files); skipping. "
+              "Use --force to redo.")
         return 0
     if args.num_jobs < 1:
         print("error: --num-jobs must be at least 1", file=sys.stderr)
         return 2
     try:
         if args.command == "train-mono":
-            return cmd_train_mono(args, argd)
+            return cmd_train_mono(args, argd, inputs)
         if args.command == "train-tri":
-            return cmd_train_tri(args, argd)
-        return cmd_align(args, argd)
+            return cmd_train_tri(args, argd, inputs)
+        return cmd_align(args, argd, inputs)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

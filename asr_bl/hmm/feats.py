@@ -206,14 +206,31 @@ def load_features(path: Path) -> Dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def manifest_fingerprint(path: Path) -> str:
+    """A short sha1 of a manifest file's bytes: names the cache of features computed from it."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
 def cached_gmm_features(
-    cuts: List[Any], config: GmmFeatureConfig, cache_dir: Path, tag: str, num_jobs: int = 1
+    cuts: List[Any],
+    config: GmmFeatureConfig,
+    cache_dir: Path,
+    tag: str,
+    num_jobs: int = 1,
+    source_fingerprint: str = "",
 ) -> Dict[str, np.ndarray]:
-    """:func:`compute_gmm_features`, cached under ``cache_dir`` by ``tag`` and config fingerprint.
+    """:func:`compute_gmm_features`, cached under ``cache_dir`` by ``tag``, ``source_fingerprint``
+    (e.g. :func:`manifest_fingerprint` of the cuts manifest, so that a rebuilt manifest with the same
+    name and cut ids does not reuse stale features) and config fingerprint.
 
     A cache is reused only when it holds every requested cut.
     """
-    path = Path(cache_dir) / f"{tag}.{config.kind}.{config.fingerprint()}.npz"
+    key = f"{tag}.{source_fingerprint}" if source_fingerprint else tag
+    path = Path(cache_dir) / f"{key}.{config.kind}.{config.fingerprint()}.npz"
     if path.is_file():
         feats = load_features(path)
         if all(c.id in feats for c in cuts):
