@@ -11,7 +11,9 @@ The loops follow Kaldi's ``steps/train_mono.sh`` and ``steps/train_deltas.sh``:
 
 Work over utterances is split into shards, each owned by a worker process (fork) that keeps its
 features, compiled training graphs and current alignments; the parent sums the statistics and
-updates the model. With one job everything runs in-process through the same code.
+updates the model. As in Kaldi, the training graphs are compiled once without transition
+probabilities and each alignment adds those of the current model (gmm-align-compiled's
+``--transition-scale``/``--self-loop-scale``), so re-estimated transitions take effect. With one job everything runs in-process through the same code.
 
 Mixture splitting is made reproducible: Kaldi's split perturbs means with an unseeded RNG, so we
 split with perturbation 0 and then perturb the new pairs ourselves with a seeded RNG.
@@ -109,12 +111,16 @@ class ShardWorker:
         self.model = GmmHmm.from_bytes(model_bytes)
 
     def compile_graphs(self, opts: AlignOptions) -> Dict[str, str]:
-        """Compile training graphs for the current model's tree; returns failures."""
+        """Compile training graphs for the current model's tree; returns failures.
+
+        The graphs carry no transition probabilities (Kaldi's compile-train-graphs default of
+        transition and self-loop scale 0): the transition model is re-estimated every iteration,
+        so :meth:`align` adds the *current* model's probabilities to a copy of each graph, as
+        gmm-align-compiled does. ``opts`` is accepted for symmetry with :meth:`align`; its scales
+        are used there."""
         khg, _ = import_kaldi()
         assert self.model is not None
-        gc_opts = khg.TrainingGraphCompilerOptions(
-            transition_scale=opts.transition_scale, self_loop_scale=opts.self_loop_scale
-        )
+        gc_opts = khg.TrainingGraphCompilerOptions(transition_scale=0.0, self_loop_scale=0.0)
         compiler = khg.TrainingGraphCompiler(
             self.model.tm, self.model.ctx_dep, self.lang.lexicon_fst(), self.lang.disambig_phone_ids, gc_opts
         )
@@ -132,6 +138,21 @@ class ShardWorker:
             self.graphs[u.id] = g
         self.failures.update(failed)
         return failed
+
+    def alignment_graph(self, utt_id: str, opts: AlignOptions) -> Optional[Any]:
+        """The utterance's training graph with the current model's transition log-probabilities
+        added (scaled by ``opts.transition_scale`` / ``opts.self_loop_scale``), as a new FST;
+        the stored graph is left untouched. ``None`` if the utterance has no graph."""
+        khg, kaldifst = import_kaldi()
+        assert self.model is not None
+        g = self.graphs.get(utt_id)
+        if g is None:
+            return None
+        scored = kaldifst.StdVectorFst(g)
+        # The compiled graphs hold transition-ids and epsilons only (disambiguation symbols are
+        # removed by the compiler), hence no disambiguation symbols to skip.
+        khg.add_transition_probs(self.model.tm, [], opts.transition_scale, opts.self_loop_scale, scored)
+        return scored
 
     def equal_align(self, seed: int) -> Dict[str, str]:
         """Flat-start alignment: a random path of the right length through each graph."""
@@ -155,7 +176,8 @@ class ShardWorker:
         return failed
 
     def align(self, opts: AlignOptions) -> Tuple[Dict[str, str], float, int]:
-        """Viterbi re-alignment with the current model; failed utterances lose their alignment.
+        """Viterbi re-alignment with the current model (its GMMs and its transition
+        probabilities); failed utterances lose their alignment.
         Returns failures, total (scaled) path log-likelihood and frames aligned."""
         khg, _ = import_kaldi()
         assert self.model is not None
@@ -165,7 +187,7 @@ class ShardWorker:
         # Shards are balanced, so the first shard's bar shows the progress of all of them.
         desc = f"align (shard 1/{self.num_shards})" if self.num_shards > 1 else "align"
         for u in tqdm(self.utts, desc=desc, unit="utt", leave=False, disable=self.index != 0 or len(self.utts) < 500):
-            g = self.graphs.get(u.id)
+            g = self.alignment_graph(u.id, opts)
             if g is None:
                 continue
             dec = khg.DecodableAmDiagGmmScaled(self.model.am, self.model.tm, u.feats, opts.acoustic_scale)
