@@ -148,3 +148,60 @@ def test_position_dependent_phones(tmp_path):
     _, tids, _, _ = kaldifst.get_linear_symbol_sequence(lin)
     phones = [lang.phones[p] for p, _, _ in phone_segments(tables, np.array(tids))]
     assert [p for p in phones if p != "sil"] == ["AH_S", "K_B", "AE_I", "T_E"]
+
+
+def test_optional_silence_carries_its_own_disambiguation_symbol(lang, tmp_path):
+    # The lexicon needs #1, #2; the optional silence gets #3 in L_disambig only (Kaldi's --sil-disambig).
+    assert lang.silence_disambig_symbol == "#3" and lang.phones[-1] == "#3"
+    p2i = lang.phone_to_id
+    assert p2i["#3"] in lang.disambig_phone_ids
+    fst = lang.lexicon_fst(with_disambig=True)
+    after_sil = {arc.nextstate for s in range(fst.num_states) for arc in kaldifst.ArcIterator(fst, s)
+                 if arc.ilabel == p2i["sil"] and arc.olabel == 0}
+    assert after_sil
+    for s in after_sil:
+        assert [(a.ilabel, a.olabel) for a in kaldifst.ArcIterator(fst, s)] == [(p2i["#3"], 0)]
+    plain = lang.lexicon_fst(with_disambig=False)
+    assert p2i["#3"] not in {a.ilabel for s in range(plain.num_states) for a in kaldifst.ArcIterator(plain, s)}
+    write_lang(lang, tmp_path / "lang")
+    assert (tmp_path / "lang" / "disambig.int").read_text().split()[-1] == str(p2i["#3"])
+    again = load_lang(tmp_path / "lang")
+    assert again.num_disambig == 2 and again.silence_disambig_symbol == "#3"
+    # No optional silence, no symbol for it.
+    no_sil = prepare_lang(lang.lexicon, LangConfig(sil_prob=0.0))
+    assert no_sil.silence_disambig_symbol is None and no_sil.phones[-1] == "#2"
+
+
+DETERMINIZE_L_G = """
+import sys
+from pathlib import Path
+from asr_bl._kaldi import import_kaldi
+from asr_bl.hmm.lang import prepare_lang, read_lexicon
+_, kaldifst = import_kaldi()
+lang = prepare_lang(read_lexicon(Path(sys.argv[1])))
+w2i = lang.word_to_id
+words = [w for w in lang.words if w not in ("<eps>", "#0", "<s>", "</s>")]
+assert "!sil" in words
+g = kaldifst.compile("".join(f"0 0 {w2i[w]} {w2i[w]} 0\\n" for w in words) + "0 0\\n", acceptor=False)
+kaldifst.arcsort(g, sort_type="ilabel")
+lg = kaldifst.compose(lang.lexicon_fst(with_disambig=True), g)
+det = kaldifst.determinize(lg)
+print("determinized", lg.num_states, det.num_states)
+"""
+
+
+def test_l_disambig_composed_with_a_word_loop_including_silence_determinizes(tmp_path):
+    """A word followed by optional silence and the same word followed by the word "!sil" (pronounced
+    sil) must differ on L_disambig's input side, or determinization aborts (FATAL: non-functional).
+    Run in a subprocess: OpenFst's FATAL kills the process."""
+    import subprocess
+    import sys
+
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text(LEXICON)
+    done = subprocess.run([sys.executable, "-c", DETERMINIZE_L_G, str(lexicon)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FATAL" not in done.stderr
+    _, n_lg, n_det = done.stdout.split()
+    assert int(n_lg) > 0 and int(n_det) > 0

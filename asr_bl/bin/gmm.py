@@ -216,7 +216,7 @@ def cmd_prepare_lang(args: argparse.Namespace) -> int:
     print(
         f"lang written to {args.out_dir}: {len(lang.real_phone_ids)} phones "
         f"({len(lang.silence_phone_ids)} silence/noise), {len(lang.words) - 4} words, "
-        f"{len(lang.lexicon)} prons, {lang.num_disambig + 1} disambiguation symbols"
+        f"{len(lang.lexicon)} prons, {len(lang.disambig_phone_ids)} disambiguation symbols"
     )
     return 0
 

@@ -3,7 +3,9 @@
 A *lang directory* holds everything the GMM-HMM and the decoder need to know about phones and
 words, in Kaldi's file formats so that Kaldi tools could read it:
 
-- ``phones.txt``   ``<eps> 0``, silence/noise phones, speech phones, then disambiguation ``#0..#K``;
+- ``phones.txt``   ``<eps> 0``, silence/noise phones, speech phones, then disambiguation symbols:
+  ``#0`` (G's back-off), the lexicon's ``#1..#N`` and, when optional silence is on, ``#N+1``
+  (follows the optional silence in L_disambig.fst, Kaldi's ``--sil-disambig``);
 - ``words.txt``    ``<eps> 0``, the words, then ``#0``, ``<s>``, ``</s>``;
 - ``silence_phones.txt`` / ``nonsilence_phones.txt`` / ``disambig.int``;
 - ``lexicon.txt``  the lexicon actually used (with the non-speech entries added);
@@ -61,8 +63,17 @@ class Lang:
     words: List[str]  # index = word id; words[0] == "<eps>"
     lexicon: List[Tuple[str, List[str]]]
     silence_phones: List[str]
-    num_disambig: int
+    num_disambig: int  # the lexicon's #1..#K (K = num_disambig); #0 is G's back-off symbol
     config: LangConfig = field(default_factory=LangConfig)
+    #: Whether phones end with one more symbol, #(K+1), put after the optional silence in
+    #: L_disambig.fst (Kaldi's ``--sil-disambig``): otherwise "word + optional silence" and
+    #: "word + a word pronounced sil" are the same phone string and L o G is not determinizable.
+    silence_disambig: bool = False
+
+    @property
+    def silence_disambig_symbol(self) -> Optional[str]:
+        """The ``#k`` after the optional silence in L_disambig.fst, or None."""
+        return f"#{self.num_disambig + 1}" if self.silence_disambig else None
 
     @property
     def phone_to_id(self) -> Dict[str, int]:
@@ -218,7 +229,9 @@ def prepare_lang(
         sil_names = list(config.silence_phones)
 
     num_disambig = _count_disambig(entries)
-    phones = ["<eps>"] + sil_names + speech + [f"#{k}" for k in range(num_disambig + 1)]
+    silence_disambig = config.sil_prob > 0
+    num_symbols = num_disambig + 1 + int(silence_disambig)
+    phones = ["<eps>"] + sil_names + speech + [f"#{k}" for k in range(num_symbols)]
     words = ["<eps>"] + sorted({w for w, _ in entries}) + ["#0", "<s>", "</s>"]
     if config.oov_word not in words:
         raise ValueError(f"OOV word {config.oov_word!r} is not in the lexicon")
@@ -229,6 +242,7 @@ def prepare_lang(
         silence_phones=list(config.silence_phones),
         num_disambig=num_disambig,
         config=config,
+        silence_disambig=silence_disambig,
     )
 
 
@@ -326,8 +340,9 @@ def make_lexicon_fst(lang: Lang, with_disambig: bool = False):
     States: 0 start, 1 loop (final, a word may start), 2 after-silence. Start goes to the loop
     state with cost -log(1-p) or through silence with cost -log(p); each word ends either in the
     loop state (-log(1-p)) or before an optional silence (-log(p)). With ``with_disambig``, words
-    carry their ``#k`` symbol and the loop state has the ``#0:#0`` self-loop that G's back-off
-    arcs need (Kaldi's L_disambig.fst).
+    carry their ``#k`` symbol, the optional silence is followed by the lang's silence
+    disambiguation symbol (so that it differs from a word pronounced ``sil``) and the loop state
+    has the ``#0:#0`` self-loop that G's back-off arcs need (Kaldi's L_disambig.fst).
     """
     _, kaldifst = import_kaldi()
     p2i, w2i = lang.phone_to_id, lang.word_to_id
@@ -341,7 +356,13 @@ def make_lexicon_fst(lang: Lang, with_disambig: bool = False):
     arcs.append(f"{start} {loop} 0 0 {nosil_cost}")
     if sil_cost is not None:
         arcs.append(f"{start} {sil_state} 0 0 {sil_cost}")
-        arcs.append(f"{sil_state} {loop} {sil} 0 0")
+        if with_disambig and lang.silence_disambig_symbol is not None:
+            after_sil = next_state
+            next_state += 1
+            arcs.append(f"{sil_state} {after_sil} {sil} 0 0")
+            arcs.append(f"{after_sil} {loop} {p2i[lang.silence_disambig_symbol]} 0 0")
+        else:
+            arcs.append(f"{sil_state} {loop} {sil} 0 0")
     disambig = _disambig_assignment(lang.lexicon) if with_disambig else [0] * len(lang.lexicon)
     for (word, pron), k in zip(lang.lexicon, disambig):
         symbols = [p2i[ph] for ph in pron] + ([p2i[f"#{k}"]] if k > 0 else [])
@@ -388,7 +409,8 @@ def write_lang(lang: Lang, out_dir: Path) -> None:
         f"silence_phones={','.join(cfg.silence_phones)}\noov_word={cfg.oov_word}\n"
         f"sil_prob={cfg.sil_prob}\nspeech_states={cfg.speech_states}\n"
         f"silence_states={cfg.silence_states}\n"
-        f"position_dependent_phones={int(cfg.position_dependent_phones)}\n",
+        f"position_dependent_phones={int(cfg.position_dependent_phones)}\n"
+        f"silence_disambig={int(lang.silence_disambig)}\n",
     )
     for name, dis in (("L.fst", False), ("L_disambig.fst", True)):
         fst = lang.lexicon_fst(with_disambig=dis)
@@ -429,11 +451,14 @@ def load_lang(lang_dir: Path) -> Lang:
 
     phones = table("phones.txt")
     lexicon = read_lexicon(lang_dir / "lexicon.txt")
+    # Lang dirs written before the silence disambiguation symbol existed lack the key: none then.
+    silence_disambig = bool(int(kv.get("silence_disambig", "0")))
     return Lang(
         phones=phones,
         words=table("words.txt"),
         lexicon=lexicon,
         silence_phones=list(config.silence_phones),
-        num_disambig=sum(1 for p in phones if p.startswith("#")) - 1,
+        num_disambig=sum(1 for p in phones if p.startswith("#")) - 1 - int(silence_disambig),
         config=config,
+        silence_disambig=silence_disambig,
     )
