@@ -143,7 +143,9 @@ def main(argv: Optional[List[str]] = None) -> int:
               "chunk_frames": args.chunk_frames, "max_duration_s": args.max_duration, "repeats": args.repeats,
               "results": results}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "data.json").write_text(json.dumps(report, indent=2) + "\n")
+    # Temporary name, then rename: an interrupted run never leaves a half-written results file.
+    (args.out_dir / "data.json.tmp").write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(args.out_dir / "data.json.tmp", args.out_dir / "data.json")
     lines = [
         "# Data-loading throughput (frames/s)", "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
@@ -159,7 +161,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               for r in results]
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/data.py` (lilcom storage needs the lilcom package; "
               "without it the uncompressed numpy fallback is what gets measured).", ""]
-    (args.out_dir / "data.md").write_text("\n".join(lines))
+    (args.out_dir / "data.md.tmp").write_text("\n".join(lines))
+    os.replace(args.out_dir / "data.md.tmp", args.out_dir / "data.md")
     print(f"wrote {args.out_dir / 'data.md'} and {args.out_dir / 'data.json'}")
     return 0
 

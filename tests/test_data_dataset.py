@@ -94,9 +94,46 @@ def test_chunk_utterance_shapes_and_coverage():
         assert x.shape == (y.shape[0], 3, 64, 50 + 48) and y.shape[1] == 50
         valid = y[y != IGNORE_LABEL]
         assert sorted(valid.tolist()) == list(range(130))  # every frame exactly once
-        assert starts[0] == -offset
+        assert starts[0] == 0 and starts[-1] == 130 - 50  # inside the utterance, first to last frame
+        # Target i of chunk k is frame starts[k] + i (the labels here are the frame indices).
+        positions = starts[:, None] + np.arange(50)[None, :]
+        assert np.array_equal(y[y != IGNORE_LABEL], positions[y != IGNORE_LABEL])
     with pytest.raises(ValueError, match="labels"):
         chunk_utterance(feats, labels[:-1], 50, 24)
+    with pytest.raises(ValueError, match="offset"):
+        chunk_utterance(feats, labels, 50, 24, offset=50)
+
+
+def test_chunks_stay_inside_the_utterance():
+    """For T >= C no chunk position is an out-of-utterance (padding) frame, and the only ignored
+    positions are the overlap de-duplication: ceil(T / C) chunks, ceil(T / C) * C - T ignored."""
+    rng = np.random.default_rng(3)
+    chunk_frames, context = 100, 24
+    grids = {}
+    for num_t in list(rng.integers(100, 401, 60)) + [100, 101, 199, 200, 201, 399, 400]:
+        num_t = int(num_t)
+        feats = rng.standard_normal((3, 8, num_t)).astype(np.float32)
+        labels = np.arange(num_t)
+        for offset in (0, 1, 17, 50, 99):
+            x, y, starts = chunk_utterance(feats, labels, chunk_frames, context, offset)
+            num_chunks = -(-num_t // chunk_frames)
+            assert y.shape == (num_chunks, chunk_frames)
+            positions = starts[:, None] + np.arange(chunk_frames)[None, :]
+            assert positions.min() == 0 and positions.max() == num_t - 1  # no padding position
+            assert int((y == IGNORE_LABEL).sum()) == num_chunks * chunk_frames - num_t
+            assert sorted(y[y != IGNORE_LABEL].tolist()) == list(range(num_t))
+            # The labelled centre of every position is the real frame: inputs are not edge copies.
+            np.testing.assert_array_equal(x[:, :, :, context : context + chunk_frames], feats[:, :, positions].transpose(2, 0, 1, 3))
+            grids.setdefault(num_t, set()).add((tuple(starts.tolist()), y.tobytes()))
+    # The offset still moves the grid (where the chunks sit, or with two chunks which of them labels
+    # the overlap) wherever there is slack to move it in, i.e. T not a multiple of C.
+    assert all(len(g) > 1 for t, g in grids.items() if t % chunk_frames)
+    assert len(grids[200]) == 1 and next(iter(grids[200]))[0] == (0, 100)
+    # Shorter than C: one chunk at frame 0, its positions past the end edge copies labelled ignore.
+    feats = rng.standard_normal((3, 8, 37)).astype(np.float32)
+    x, y, starts = chunk_utterance(feats, np.arange(37), chunk_frames, context, offset=64)
+    assert starts.tolist() == [0] and y[0, :37].tolist() == list(range(37)) and (y[0, 37:] == IGNORE_LABEL).all()
+    np.testing.assert_array_equal(x[0, :, :, context + 37 :], np.repeat(feats[:, :, -1:], 63 + context, axis=-1))
 
 
 @pytest.mark.parametrize("epoch", [0, 3])

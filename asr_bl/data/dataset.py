@@ -2,14 +2,21 @@
 
 The acoustic models map an input of ``C + 48`` frames to ``C`` outputs (no padding in time, 24 frames
 of context either side), so an utterance is trained *densely*: its features are edge-replicated by
-24 frames at both ends and cut into chunks of ``C + 48`` input frames, each yielding ``C`` labelled
-frames. Chunk boundaries start at a random offset per (epoch, cut), so over epochs every frame is
-seen in different chunk positions; positions before the first / after the last frame carry the
-ignore label (-100), so every frame is labelled exactly once per epoch.
+24 frames at both ends (the paper's window semantics at the utterance edges) and cut into chunks of
+``C + 48`` input frames, each yielding ``C`` labelled frames. Chunks stay inside the utterance: an
+utterance of ``T >= C`` frames gets the fewest chunks that cover it, ``ceil(T / C)``, the first
+starting at frame 0 and the last ending at frame ``T``; the ``ceil(T / C) * C - T`` positions where
+neighbouring chunks overlap carry the ignore label (-100) in one of them, so every frame is labelled
+exactly once per epoch. Where the overlap falls (the chunk grid's offset) is drawn per
+(epoch, cut), so over epochs frames sit in different chunk positions. Only an utterance shorter
+than ``C`` gets a chunk with positions past its end (one chunk, edge-replicated, labelled -100).
 
 ``mode="window"`` yields the paper's samples instead, one ``(3, 64, 49)`` window per frame with its
-centre label; for the same frame the window equals the chunk's input slice and the label is the same
-(tested), which is what makes chunked training equal to the paper's window training.
+centre label; for every frame the window equals the chunk's input slice and the label is the same
+(tested). The models have no padding in time, so in eval mode (BatchNorm on running statistics)
+chunk outputs equal window outputs exactly. In train mode BatchNorm's batch statistics pool over
+whatever the batch holds, so the two differ as any two batchings do; chunks hold only real frames
+of the utterance (plus the 24-frame edge replication), except for utterances shorter than ``C``.
 
 Targets come from alignments attached to the cuts as lhotse ``TemporalArray`` custom fields
 (``cut.load_custom("pdf_ali")``, int32, one per frame of :func:`asr_bl.features.num_frames`).
@@ -83,24 +90,37 @@ def chunk_offset(cut_id: str, epoch: int, seed: int, chunk_frames: int) -> int:
 def chunk_utterance(
     feats: np.ndarray, labels: np.ndarray, chunk_frames: int, context: int, offset: int = 0
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut one utterance into dense chunks.
+    """Cut one utterance into dense chunks that stay inside it.
 
-    ``feats``: ``(3, F, T)``; ``labels``: ``(T,)``. The chunk grid starts ``offset`` frames before
-    frame 0: chunk ``k`` labels positions ``k * C - offset .. (k + 1) * C - offset - 1``.
-    Returns ``inputs (K, 3, F, C + 2 * context)``, ``targets (K, C)`` (``IGNORE_LABEL`` outside the
-    utterance) and ``starts (K,)`` (the first labelled position of each chunk). Input frames outside
-    the utterance are edge-replicated, so the input window of every labelled frame is exactly the
-    one the window mode gives.
+    ``feats``: ``(3, F, T)``; ``labels``: ``(T,)``; ``offset`` in ``[0, chunk_frames)`` shifts the
+    chunk grid. With ``C = chunk_frames`` and ``T >= C`` there are ``K = ceil(T / C)`` chunks; their
+    ``slack = K * C - T`` positions of overlap are split by the grid shift ``o = offset % (slack + 1)``
+    (the shifts that keep ``K`` chunks inside ``[0, T)``): grid cell ``k`` is frames
+    ``k * C - o .. (k + 1) * C - o - 1`` (clipped to the utterance), chunk ``k`` starts at that cell's
+    start clamped to ``[0, T - C]`` and labels only its cell's frames, so its positions that the
+    neighbouring chunk labels (the first chunk's last ``o``, the last chunk's first ``slack - o``)
+    carry ``IGNORE_LABEL``. ``T < C`` gives one chunk at frame 0 whose positions past the end carry
+    ``IGNORE_LABEL``.
+
+    Returns ``inputs (K, 3, F, C + 2 * context)``, ``targets (K, C)`` and ``starts (K,)`` (the frame
+    at position 0 of each chunk: position ``i`` of chunk ``k`` is frame ``starts[k] + i``). Input
+    frames outside the utterance (the context margins at its edges, and a short utterance's tail)
+    are edge-replicated, so the input window of every labelled frame is exactly the one the window
+    mode gives.
     """
     num_t = feats.shape[-1]
     if labels.shape[0] != num_t:
         raise ValueError(f"{labels.shape[0]} labels for {num_t} frames")
     if not 0 <= offset < chunk_frames:
         raise ValueError(f"offset must be in [0, {chunk_frames}), got {offset}")
-    num_chunks = (num_t + offset + chunk_frames - 1) // chunk_frames
-    starts = np.arange(num_chunks) * chunk_frames - offset
-    positions = starts[:, None] + np.arange(chunk_frames)[None, :]  # (K, C) labelled positions
-    valid = (positions >= 0) & (positions < num_t)
+    num_chunks = max(1, -(-num_t // chunk_frames))
+    slack = num_chunks * chunk_frames - num_t
+    shift = offset % (slack + 1) if num_t >= chunk_frames else 0
+    cell_starts = np.arange(num_chunks) * chunk_frames - shift  # (K,) the grid: one cell per chunk
+    starts = np.clip(cell_starts, 0, max(0, num_t - chunk_frames))
+    positions = starts[:, None] + np.arange(chunk_frames)[None, :]  # (K, C) frame at each position
+    in_cell = (positions >= cell_starts[:, None]) & (positions < cell_starts[:, None] + chunk_frames)
+    valid = in_cell & (positions < num_t)
     targets = np.where(valid, labels[np.clip(positions, 0, num_t - 1)], IGNORE_LABEL).astype(np.int64)
     frames = starts[:, None] + np.arange(-context, chunk_frames + context)[None, :]
     frames = np.clip(frames, 0, num_t - 1)  # edge replication of the features
@@ -144,7 +164,8 @@ class FrameLevelDataset(torch.utils.data.Dataset):
 
     Returns ``{"inputs": (N, 3, F, L) float32, "targets": (N, C) int64 (chunk) or (N,) (window),
     "cut_ids": list of N, "starts": (N,) int64}`` where ``L = C + 2 * context`` (chunk) or
-    ``2 * context + 1`` (window). ``starts`` is the first labelled frame (chunk) or the frame (window).
+    ``2 * context + 1`` (window). ``starts`` is the frame of a
+    chunk's first target (its target ``i`` is frame ``start + i``) or the window's frame.
     """
 
     def __init__(
