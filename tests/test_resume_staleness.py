@@ -9,8 +9,7 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-from lhotse import MonoCut, Recording, SupervisionSegment
-from lhotse import CutSet
+from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 
 from asr_bl.bin.gmm import main
 
