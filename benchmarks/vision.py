@@ -99,6 +99,7 @@ def interleaved_times(steps: Dict[str, Callable[[], None]], repeats: int, iters:
 
 def run(device: torch.device, batch_sizes: Sequence[int], input_size: int, repeats: int,
         iters: int, warmup: int, mode: str, pairs: Sequence[Tuple[str, str]]) -> Dict[str, object]:
+    machine = machine_info(device)  # before any work, so its load average is the load at start
     names = [name for pair in pairs for name in pair]
     macs = {}
     models: Dict[str, nn.Module] = {}
@@ -139,7 +140,7 @@ def run(device: torch.device, batch_sizes: Sequence[int], input_size: int, repea
                      "at %.2fx fewer MACs", batch, bl_name, base_name, row["bl_images_per_s_wall"],
                      row["baseline_images_per_s_wall"], row["speedup_wall"], row["speedup_cpu"],
                      row["mac_ratio"])
-    return {"machine": machine_info(device), "mode": mode, "input_size": input_size,
+    return {"machine": machine, "mode": mode, "input_size": input_size,
             "repeats": repeats, "iters_per_repeat": iters, "warmup": warmup,
             "precision": "fp16 autocast, channels_last" if device.type == "cuda" else "fp32",
             "rows": rows}

@@ -176,3 +176,25 @@ def test_chunked_training_forward_aligns_with_labels():
     assert CONTEXT_FRAMES == 24
     with pytest.raises(ValueError, match="one frame grid"):
         chunk_utterance(feats, labels[:-1], chunk_frames=32)
+
+
+def test_dense_and_windowed_forward_refuse_train_mode():
+    """In train mode BN would use per-pass batch statistics (dense != windowed) and update its
+    running statistics: both helpers refuse, and leave the statistics untouched."""
+    model = randomize_batchnorm(build_model("resnet22", num_classes=7, width=0.25))
+    bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    feats = torch.randn(1, 3, 64, 60)
+    model.train()
+    before = bn.running_mean.clone()
+    with pytest.raises(ValueError, match=r"call model\.eval\(\) first"):
+        dense_forward(model, feats)
+    with pytest.raises(ValueError, match=r"call model\.eval\(\) first"):
+        windowed_forward(model, pad_context(feats))
+    torch.testing.assert_close(bn.running_mean, before, rtol=0, atol=0)
+    # One submodule left in train mode is enough to refuse.
+    model.eval()
+    bn.train()
+    with pytest.raises(ValueError, match="eval mode"):
+        dense_forward(model, feats)
+    model.eval()
+    assert dense_forward(model, feats).shape == (1, 60, 7)

@@ -88,6 +88,24 @@ def test_resume_reproduces_uninterrupted_run(image_folder: Path, tmp_path: Path)
                                                  "seconds": _metrics(tmp_path / "resumed")[1]["seconds"]}
 
 
+def test_resume_with_another_batch_size_finishes_the_schedule(image_folder: Path, tmp_path: Path,
+                                                              caplog) -> None:
+    common = dict(data=str(image_folder), out_dir=str(tmp_path), arch="bl_resnet50", num_classes=2,
+                  workers=0, crop_size=64, eval_sizes=(64,), lr=0.5, epochs=2)
+    train(TrainConfig(batch_size=4, stop_after_epoch=1, **common))  # 2 steps/epoch
+    assert torch.load(tmp_path / "checkpoint.pth.tar")["step"] == 2
+    with caplog.at_level("WARNING", logger="asr_bl.vision.train"):
+        train(TrainConfig(batch_size=2, **common))  # 4 steps/epoch: epoch 2 is steps 4..7 of 8
+    assert "processes x batch 4, resuming with 1 x 2" in caplog.text
+    state = torch.load(tmp_path / "checkpoint.pth.tar")
+    assert state["epoch"] == 2 and state["step"] == 2 * 4 and state["world_size"] == 1
+    # The last step ran at the end of the cosine, not part-way down it.
+    last_lr = state["optimizer"]["param_groups"][0]["lr"]
+    base_lr = 0.5 * 2 / 256
+    assert last_lr == pytest.approx(cosine_lr(7, 8, base_lr))
+    assert last_lr < 0.05 * base_lr
+
+
 def test_torchrun_gloo_two_processes_train_resume_evaluate(image_folder: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "ddp"
     first = _torchrun("--data", str(image_folder), "--out-dir", str(out), "--epochs", "2",

@@ -59,13 +59,27 @@ def chunk_utterance(
     return chunks
 
 
+def _require_eval(model: nn.Module, caller: str) -> None:
+    # Any submodule in train mode (BatchNorm, dropout) breaks dense == chunked == windowed.
+    if any(m.training for m in model.modules()):
+        raise ValueError(
+            f"{caller} needs a model in eval mode (BatchNorm must use its running statistics, "
+            "which must not be updated here); call model.eval() first"
+        )
+
+
 @torch.no_grad()
 def dense_forward(
     model: nn.Module, feats: torch.Tensor, chunk_frames: Optional[int] = None, context: int = CONTEXT_FRAMES
 ) -> torch.Tensor:
     """Per-frame outputs ``(B, T, N)`` for unpadded features ``(B, C, F, T)`` in one pass, or in
     chunks of ``chunk_frames`` outputs (each overlapping its neighbours by ``2 * context`` input
-    frames) to bound memory. The same values as :func:`windowed_forward` on the padded input."""
+    frames) to bound memory. The same values as :func:`windowed_forward` on the padded input.
+
+    Inference only (it runs under ``no_grad``): ``model`` must be in eval mode, since in train mode
+    BatchNorm would normalise with the statistics of each pass (so chunked != one pass != windowed)
+    and update its running statistics. Training feeds :func:`chunk_utterance` chunks instead."""
+    _require_eval(model, "dense_forward")
     padded = pad_context(feats, context)
     if chunk_frames is None:
         return model(padded)
@@ -91,7 +105,8 @@ def frame_windows(x: torch.Tensor, window: int = WINDOW_FRAMES) -> torch.Tensor:
 def windowed_forward(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Reference evaluation: run ``model`` on every 49-frame window of ``x`` (B, C, F, T) separately
     (batched ``batch_size`` windows at a time) and return ``(B, T - 48, N)``, as the paper's
-    per-frame classifier would be applied."""
+    per-frame classifier would be applied. ``model`` must be in eval mode, as for :func:`dense_forward`."""
+    _require_eval(model, "windowed_forward")
     b, t = x.shape[0], x.shape[3]
     windows = frame_windows(x)
     outputs = [model(windows[i : i + batch_size]) for i in range(0, windows.shape[0], batch_size)]

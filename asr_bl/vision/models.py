@@ -82,7 +82,8 @@ class BLNetConfig:
     """Hyper-parameters of an ImageNet bL-Net.
 
     Attributes:
-        depth: 50, 101 or 152 (stage depths as ResNet's).
+        depth: 50, 101 or 152, with the official code's stage depths :data:`STAGE_DEPTHS`:
+            ResNet's (3, 4, 6, 3) for 50, but (4, 8, 18, 3) and (5, 12, 30, 3) for 101 and 152.
         alpha: width reduction of the Little-Branch.
         beta: depth reduction of the Little-Branch.
         groups: cardinality of the Big-Branch bottlenecks (1 = ResNet, 32/64 = ResNeXt); a

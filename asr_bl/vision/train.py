@@ -378,8 +378,25 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
             )
         model.load_state_dict({k[len("module."):]: v for k, v in state["state_dict"].items()})
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, step, best_top1 = state["epoch"], state["step"], state["best_top1"]
+        # A scaler saved with AMP off has an empty state, which GradScaler refuses to load;
+        # an enabled one then starts from its default scale.
+        if scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_epoch, best_top1 = state["epoch"], state["best_top1"]
+        # Checkpoints are written at epoch ends only, so the schedule position is the number of
+        # epochs done in *this* run's steps per epoch: the saved step count is in the old run's
+        # units when the world size or the batch size has changed, and would leave the cosine
+        # schedule unfinished (or overrun it) at the last epoch.
+        step = start_epoch * len(loader)
+        saved_batch = state.get("config", {}).get("batch_size")
+        saved_world = state.get("world_size")
+        if ctx.is_main and ((saved_batch is not None and saved_batch != config.batch_size)
+                            or (saved_world is not None and saved_world != ctx.world_size)):
+            logger.warning(
+                "%s was written with %s processes x batch %s, resuming with %d x %d: the "
+                "schedule continues from epoch %d (step %d of %d, was step %d), the learning "
+                "rate follows the new global batch", checkpoint_path, saved_world, saved_batch,
+                ctx.world_size, config.batch_size, start_epoch, step, total_steps, state["step"])
         if ctx.is_main:
             logger.info("resuming from %s at epoch %d (step %d)", checkpoint_path, start_epoch, step)
     net: nn.Module = model
@@ -419,6 +436,7 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
                 "arch": config.arch, "num_classes": config.num_classes, "epoch": epoch + 1,
                 "step": step, "best_top1": best_top1, "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(), "config": asdict(config),
+                "world_size": ctx.world_size,
             }
             _save_atomic(state, checkpoint_path)
             if is_best:
