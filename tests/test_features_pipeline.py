@@ -170,6 +170,10 @@ def test_features_cli_on_manifest_dir(tmp_path, tiny_cuts, capsys):
     assert "nope_supervisions_<part>.jsonl.gz" in capsys.readouterr().err
     assert main(["--manifest-dir", str(tmp_path / "absent"), "--out-dir", str(out)]) == 2
     assert "run stage 0" in capsys.readouterr().err
+    # A finished part made with another configuration: a one-line error naming the fix, not a traceback.
+    assert main(["--manifest-dir", str(manifests), "--out-dir", str(out), "--parts", "dev",
+                 "--num-mel-bins", "40"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
 
 
 def test_complete_part_with_another_config_or_other_cuts_is_refused(tiny_cuts, tmp_path):

@@ -81,10 +81,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         if part == "train" and args.speed_perturb:
             perturbed = [cuts.perturb_speed(factor) for factor in args.speed_perturb]
             cuts = CutSet.from_cuts([c for cs in [cuts] + perturbed for c in cs])
-        done = compute_and_store(
-            cuts, args.out_dir, args.prefix, part, config, num_jobs=args.num_jobs,
-            overwrite=args.overwrite, storage=args.storage,
-        )
+        try:
+            done = compute_and_store(
+                cuts, args.out_dir, args.prefix, part, config, num_jobs=args.num_jobs,
+                overwrite=args.overwrite, storage=args.storage,
+            )
+        except ValueError as e:  # e.g. a finished part made with another config: the message names the fix
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         frames = sum(cut_num_frames(c, config) for c in done)
         summary[part] = {"cuts": len(done), "frames": frames, "hours": round(frames / 360000.0, 3),
                          "cuts_path": str(feature_paths(args.out_dir, args.prefix, part)["cuts"])}
