@@ -1,48 +1,11 @@
-"""Acoustic features: 64 log-mel filterbanks + Kaldi Δ/ΔΔ, per-side CMVN, and the one frame grid."""
-from asr_bl.features.fbank import (
-    CMVN_MODES,
-    FbankConfig,
-    compute_deltas,
-    compute_fbank,
-    delta_kernels,
-    lhotse_fbank_config,
-    make_extractor,
-    num_frames,
-    num_frames_from_duration,
-    stack_deltas,
-)
-from asr_bl.features.pipeline import (
-    CmvnStats,
-    FeatureLoader,
-    apply_cmvn,
-    compute_and_store,
-    compute_cmvn_stats,
-    cut_num_frames,
-    feature_paths,
-    load_feature_part,
-    side_key,
-    utterance_cuts,
-)
+"""Acoustic features: 64 log-mel filterbanks + Kaldi Δ/ΔΔ, per-side CMVN, and the one frame grid.
 
-__all__ = [
-    "CmvnStats",
-    "FeatureLoader",
-    "apply_cmvn",
-    "compute_and_store",
-    "compute_cmvn_stats",
-    "cut_num_frames",
-    "feature_paths",
-    "load_feature_part",
-    "side_key",
-    "utterance_cuts",
-    "CMVN_MODES",
-    "FbankConfig",
-    "compute_deltas",
-    "compute_fbank",
-    "delta_kernels",
-    "lhotse_fbank_config",
-    "make_extractor",
-    "num_frames",
-    "num_frames_from_duration",
-    "stack_deltas",
-]
+The public names are those of :mod:`asr_bl.features.fbank` (configuration, frame grid, extraction,
+deltas) and :mod:`asr_bl.features.pipeline` (storage, CMVN, loading); each module's ``__all__`` is
+the one list of them.
+"""
+from asr_bl.features import fbank, pipeline
+from asr_bl.features.fbank import *  # noqa: F401,F403
+from asr_bl.features.pipeline import *  # noqa: F401,F403
+
+__all__ = fbank.__all__ + pipeline.__all__
