@@ -13,8 +13,8 @@ How sclite scores a CTM against an STM (SCTK ``stm2ctm.c``, the DP mode Kaldi us
 time-mediated alignment, no ``-m`` reduction), reproduced by the Python scorer:
 
 * per recording and side, hypothesis words (sorted by start time) go to the reference segments in
-  order: a segment takes the next words while their *midpoint* ``start + dur/2`` is before the
-  segment's end; words before a segment's start (in a gap) go to the next segment; the last
+  order: a segment takes the next words while their *midpoint* ``start + dur/2`` (double) is before
+  the segment's end (read as a C float by sclite, so rounded to float32 here too); words before a segment's start (in a gap) go to the next segment; the last
   segment of the side takes all remaining words;
 * each segment is aligned on its own (:mod:`asr_bl.scoring.align`); a segment whose text contains
   ``IGNORE_TIME_SEGMENT_IN_SCORING`` and its words are skipped; a side with no hypothesis words
@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import shutil
+import struct
 import subprocess
 from collections import OrderedDict
 from pathlib import Path
@@ -166,6 +167,13 @@ def prepare_inputs(ctm: Pathlike, stm: Pathlike, out_dir: Pathlike, glm: Optiona
 
 
 # ------------------------------------------------------------------------------ python scorer
+def _float32(x: float) -> float:
+    """``x`` rounded to float32: sclite reads STM times with ``TEXT_atof``, which returns a C
+    ``float`` (CTM times are read as ``double``), so a word whose midpoint equals a segment's end
+    in decimal (0.88 + 0.10/2 vs 0.93) falls on the side float32 rounding puts it."""
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
 def _subset_of(recording: str, subsets: Optional[Mapping[str, str]]) -> List[str]:
     if not subsets:
         return []
@@ -241,8 +249,9 @@ def score_files_python(stm_filt: Pathlike, ctm_filt: Pathlike, subsets: Optional
             if k == len(side_segs) - 1:
                 end = len(hyp)
             else:
+                seg_end = _float32(s.end)
                 end = pos
-                while end < len(hyp) and hyp[end].mid < s.end:
+                while end < len(hyp) and hyp[end].mid < seg_end:
                     end += 1
             seg_words = [w.word for w in hyp[pos:end]]
             pos = end
