@@ -17,7 +17,8 @@ partial word        ``th-`` ``-at``                                 dropped     
 
 So a hesitation or fragment in the reference costs nothing when the recogniser leaves it out and
 counts as correct when it says it (sclite counts it as a reference word either way); a hesitation
-in the hypothesis is never an insertion. ``%hesitation`` (LDC's spelling) is a hesitation.
+in the hypothesis is never an insertion. Any ``%``-prefixed token (LDC's ``%hesitation``, ``%uh``)
+is a hesitation.
 """
 from dataclasses import dataclass, field
 from typing import FrozenSet, Iterable, List, Optional
@@ -46,6 +47,10 @@ class HubFilter:
     def is_noise(self, w: str) -> bool:
         return self.drop_noise and (w in self.noise_words or (w.startswith("[") and w.endswith("]")))
 
+    def is_hesitation(self, w: str) -> bool:
+        """In the table, or LDC's ``%``-prefixed spelling (``%uh``, ``%hesitation``)."""
+        return w in self.hesitations or (len(w) > 1 and w.startswith("%") and bool(self.hesitations))
+
     def is_partial(self, w: str) -> bool:
         return self.partial_words and len(w) > 1 and (w.endswith("-") or w.startswith("-"))
 
@@ -54,7 +59,7 @@ class HubFilter:
         out = []
         for w in words:
             w = w.lower()
-            if self.is_noise(w) or w in self.unk_words or w in self.hesitations or self.is_partial(w):
+            if self.is_noise(w) or w in self.unk_words or self.is_hesitation(w) or self.is_partial(w):
                 continue
             out.append(w)
         return out
@@ -66,7 +71,7 @@ class HubFilter:
             return w  # already optionally deletable
         if self.is_noise(w):
             return None
-        if w in self.hesitations or self.is_partial(w):
+        if self.is_hesitation(w) or self.is_partial(w):
             return f"({w})"
         return w
 

@@ -88,7 +88,7 @@ class Glm:
         return None
 
 
-_RULE = re.compile(r"^(?P<lhs>.+?)\s*=>\s*(?P<rhs>.*?)\s*/\s*(?P<left>.*?)\s*__\s*(?P<right>.*?)\s*$")
+_RULE = re.compile(r"^(?P<lhs>[^=]+?)\s*=>\s*(?P<rhs>\{[^}]*\}|[^/{}]*?)\s*/\s*(?P<left>.*?)\s*__\s*(?P<right>.*?)\s*$")
 
 
 def _parse_alternatives(rhs: str, where: str) -> Tuple[Tuple[str, ...], ...]:

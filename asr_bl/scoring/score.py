@@ -87,15 +87,26 @@ def find_sclite() -> Optional[str]:
 
 
 # ------------------------------------------------------------------------------ preparation
-def _filter_ref_text(text: str, hub_filter: HubFilter, glm: Optional[Glm]) -> str:
+def _filter_ref_tokens(tokens: Sequence[str], hub_filter: HubFilter) -> List[str]:
     kept: List[str] = []
-    for t in text.split():
+    for t in tokens:
         if t in _ALT_TOKENS or t == "@":
             kept.append(t)
             continue
         r = hub_filter.ref_token(t)
         if r is not None:
             kept.append(r)
+    return kept
+
+
+def _filter_ref_text(text: str, hub_filter: HubFilter, glm: Optional[Glm]) -> str:
+    """Filter, apply the GLM, filter again (a GLM may map words to hesitations, e.g.
+    ``%AH => %HESITATION``, which must then become optionally deletable)."""
+    out = _glm_ref_text(_filter_ref_tokens(text.split(), hub_filter), glm)
+    return " ".join(_filter_ref_tokens(out.split(), hub_filter)) if glm is not None else out
+
+
+def _glm_ref_text(kept: List[str], glm: Optional[Glm]) -> str:
     if "{" in kept:  # the text already holds alternations (an LDC STM): map words outside them only
         out: List[str] = []
         depth, buf = 0, []
