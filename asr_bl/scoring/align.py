@@ -69,6 +69,8 @@ class RefNet:
 
     arcs: List[Optional[RefArc]]
     finals: Tuple[int, ...]
+    #: the words when the net is a plain chain (no alternation, '@', deletable word or fragment)
+    plain_words: Optional[List[str]] = None
 
     @property
     def is_linear(self) -> bool:
@@ -132,7 +134,10 @@ def parse_ref_text(text: str, fragments: bool = True, opt_deletable: bool = True
         arcs.append(_make_arc(tok, heads, fragments, opt_deletable))
         heads = (len(arcs) - 1,)
         i += 1
-    return RefNet(arcs=arcs, finals=heads)
+    net = RefNet(arcs=arcs, finals=heads)
+    if net.is_linear and all(not (a.opt_del or a.frag or a.is_null) for a in arcs[1:] if a is not None):
+        net.plain_words = [a.word for a in arcs[1:] if a is not None]
+    return net
 
 
 def _hyp_is_frag(h: str, fragments: bool) -> bool:
@@ -176,6 +181,8 @@ def align_segment(ref: RefNet, hyp: Sequence[str], fragments: bool = True) -> Se
     """
     hyp = [h.lower() for h in hyp]
     arcs = ref.arcs
+    if ref.plain_words is not None and ref.plain_words == hyp:  # identical: all correct, no DP
+        return SegmentCounts(len(hyp), len(hyp), 0, 0, 0, [(w, w, "C") for w in hyp])
     na, nb = len(arcs), len(hyp) + 1
     hfrag = [False] + [_hyp_is_frag(h, fragments) for h in hyp]
     inf = float("inf")
@@ -190,12 +197,16 @@ def align_segment(ref: RefNet, hyp: Sequence[str], fragments: bool = True) -> Se
             return COST_NULL_INSDEL
         return COST_OPTDEL if arc.opt_del else COST_INSDEL
 
-    def sub_cost(arc: RefArc, b: int) -> int:
-        h = hyp[b - 1]
+    def sub_row(arc: RefArc) -> List[int]:
+        """Substitution/match cost of ``arc`` against every hypothesis word (index b-1)."""
         if arc.is_null:
-            return COST_NULL_SUB_NULL if h == NULL_WORD else COST_SUB
-        return 0 if _frag_equal(arc.word, h, arc.frag or hfrag[b]) else COST_SUB
+            return [COST_NULL_SUB_NULL if h == NULL_WORD else COST_SUB for h in hyp]
+        w = arc.word
+        if arc.frag or any_hfrag:
+            return [0 if _frag_equal(w, h, arc.frag or hfrag[b + 1]) else COST_SUB for b, h in enumerate(hyp)]
+        return [0 if h == w else COST_SUB for h in hyp]
 
+    any_hfrag = any(hfrag)
     row0 = cost[0]
     for b in range(1, nb):  # margin: insertions before any reference word
         row0[b] = row0[b - 1] + COST_INSDEL
@@ -205,34 +216,39 @@ def align_segment(ref: RefNet, hyp: Sequence[str], fragments: bool = True) -> Se
         arc = arcs[a]
         assert arc is not None
         dc = del_cost(arc)
+        subs = sub_row(arc)
         best, best_p = inf, -1
         for p in arc.preds:
             if cost[p][0] < best:
                 best, best_p = cost[p][0], p
-        cost[a][0] = best + dc
-        back_a[a][0] = best_p
-        back_b[a][0] = 0
         crow, brow_a, brow_b = cost[a], back_a[a], back_b[a]
+        crow[0], brow_a[0], brow_b[0] = best + dc, best_p, 0
         preds = arc.preds
-        single = len(preds) == 1
+        if len(preds) == 1:
+            p = preds[0]
+            prow = cost[p]
+            for b in range(1, nb):
+                ins = crow[b - 1] + COST_INSDEL
+                dl = prow[b] + dc
+                sb = prow[b - 1] + subs[b - 1]
+                if sb <= dl and sb <= ins:
+                    crow[b], brow_a[b], brow_b[b] = sb, p, b - 1
+                elif dl < ins:
+                    crow[b], brow_a[b], brow_b[b] = dl, p, b
+                else:
+                    crow[b], brow_a[b], brow_b[b] = ins, a, b - 1
+            continue
         for b in range(1, nb):
             ins = crow[b - 1] + COST_INSDEL
-            if single:
-                p = preds[0]
-                dl = cost[p][b] + dc
-                dl_p = p
-                sb = cost[p][b - 1] + sub_cost(arc, b)
-                sb_p = p
-            else:
-                dl, dl_p = inf, -1
-                sb, sb_p = inf, -1
-                for p in preds:
-                    if cost[p][b] < dl:
-                        dl, dl_p = cost[p][b], p
-                    if cost[p][b - 1] < sb:
-                        sb, sb_p = cost[p][b - 1], p
-                dl += dc
-                sb += sub_cost(arc, b)
+            dl, dl_p = inf, -1
+            sb, sb_p = inf, -1
+            for p in preds:  # the first of equal predecessors wins (strict <), as in sclite
+                if cost[p][b] < dl:
+                    dl, dl_p = cost[p][b], p
+                if cost[p][b - 1] < sb:
+                    sb, sb_p = cost[p][b - 1], p
+            dl += dc
+            sb += subs[b - 1]
             if sb <= dl and sb <= ins:
                 crow[b], brow_a[b], brow_b[b] = sb, sb_p, b - 1
             elif dl < ins:

@@ -72,6 +72,9 @@ class Glm:
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
+        # Content key (rules are frozen): caches keyed on it never confuse two GLMs.
+        self.key: Tuple[Tuple[Tuple[str, ...], Tuple[Tuple[str, ...], ...]], ...] = tuple(
+            (r.lhs, r.alternatives) for r in self.rules)
         self._index: Dict[str, List[GlmRule]] = {}
         for r in self.rules:
             self._index.setdefault(r.lhs[0], []).append(r)

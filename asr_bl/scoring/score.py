@@ -96,7 +96,13 @@ def _filter_ref_tokens(tokens: Sequence[str], hub_filter: HubFilter) -> List[str
         r = hub_filter.ref_token(t)
         if r is not None:
             kept.append(r)
-    return kept
+    # An alternative emptied by the filter ("{ [noise] / x }") becomes the null word '@'.
+    out: List[str] = []
+    for t in kept:
+        if t in ("/", "}") and out and out[-1] in ("{", "/"):
+            out.append("@")
+        out.append(t)
+    return out
 
 
 def _filter_ref_text(text: str, hub_filter: HubFilter, glm: Optional[Glm]) -> str:
@@ -375,7 +381,7 @@ _REF_CACHE: "OrderedDict[Tuple[Any, ...], Tuple[RefNet, str]]" = OrderedDict()
 
 
 def _ref_net(words: Tuple[str, ...], glm: Optional[Glm], hub_filter: HubFilter) -> Tuple[RefNet, str]:
-    key = (words, id(glm), id(hub_filter))
+    key = (words, glm.key if glm is not None else None, hub_filter)
     hit = _REF_CACHE.get(key)
     if hit is not None:
         return hit
