@@ -13,6 +13,7 @@ Writes ``benchmarks/results/scoring.md`` and ``scoring.json`` with the machine n
 """
 import argparse
 import json
+import os
 import random
 import tempfile
 import time
@@ -119,11 +120,14 @@ def main() -> None:
         row["python_speedup_vs_sclite"] = round(row["sclite"]["best_s"] / row["python"]["best_s"], 2)
         rows.append(row)
         print(json.dumps(row))
-    result = {"machine": cpu_model(), "repeats": args.repeats, "seed": args.seed,
+    load = [round(x, 1) for x in os.getloadavg()]
+    result = {"machine": cpu_model(), "loadavg_1_5_15min": load, "repeats": args.repeats, "seed": args.seed,
               "manifest_dir": str(args.manifest_dir), "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(args.out_dir / "scoring.json", result)
     lines = [f"# Scorer agreement and speed ({cpu_model()}, best of {args.repeats}, seed {args.seed})", "",
+             f"Load average at the end (1/5/15 min): {load}; times are wall-clock seconds of one process, "
+             "including filtering and file writing, measured interleaved.", "",
              "| part | utts | scorer | ref words | sub | del | ins | %WER | time s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for name in ("sclite", "python", "texts"):

@@ -112,6 +112,9 @@ def test_filter_table():
     assert filter_tokens(hyp, "hyp") == ["so", "i", "think", "yeah"]
     ref = "[noise] so uh i th- think [vocalized-noise] yeah".split()
     assert filter_tokens(ref, "ref") == ["so", "(uh)", "i", "(th-)", "think", "yeah"]
+    # inside an alternation a filtered-away alternative becomes '@' (nothing)
+    r = score_texts({"u": ["a"]}, {"u": "a { [noise] / x } %ah".split()})
+    assert counts(r.overall) == (2, 0, 0, 0, 1, 0)
     keep = HubFilter(hesitations=frozenset(), partial_words=False)
     assert keep.hyp(["uh", "th-", "[noise]"]) == ["uh", "th-"]
     with pytest.raises(ValueError):
