@@ -22,12 +22,16 @@ time-mediated alignment, no ``-m`` reduction), reproduced by the Python scorer:
   aborts there too).
 
 Where the two scorers could differ, and why they do not on our inputs: (a) sclite sums float32
-costs, we sum integers, so ties built from many ``@`` deletions (0.001 each) could break
-differently; (b) among alternation paths of equal cost the chosen alternative (and so the
-reference word count) follows sclite's arc order, which we mirror for ``{ a / b }`` written left to
-right; (c) hypothesis words written as optionally deletable ``(uh)`` (never produced by our CTM
-writer; filtered hesitations are dropped instead) would be plain words to us. The tests check
-agreement on real STM/CTM files written from lhotse cuts, with alternations and deletable words.
+alignment costs, we sum integers (x1000), so a tie built from many ``@`` deletions (0.001 each)
+could break differently; (b) hypothesis words written as optionally deletable ``(uh)`` would be
+plain words to us (our CTMs never hold them: filtered hesitations are dropped); (c) sclite
+lower-cases recording ids, so two ids differing only in case would merge there. Everything else
+(midpoint rule with float32 segment ends, tie order, alternation arc order, ``-F`` fragments,
+``-D`` deletable words, ignored segments, sides without hypothesis words) is reproduced; both
+scorers read the same filtered files, and the tests and ``benchmarks/scoring.py`` compare them
+per segment on random inputs with tiny vocabularies (many tied paths). sclite's own time-mediated
+alignment (``-T``) and hypothesis-side GLM alternations (see :mod:`asr_bl.scoring.glm`) are not
+used by this pipeline.
 
 :func:`score_texts` is the same filtering, GLM and alignment on utterance-level word lists, in
 process, for LM-weight x insertion-penalty sweeps.
