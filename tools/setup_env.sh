@@ -48,10 +48,14 @@ if [ "${ASR_BL_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 && [ "
   # Text sources for the synthetic corpus's sentences (fortune quotations, WordNet examples).
   [ -d /usr/share/games/fortunes ] || need="$need fortunes"
   [ -d /usr/share/wordnet ] || need="$need wordnet-base"
+  # Scoring and graph inspection: NIST sclite/hubscr.pl (Debian puts them in /usr/lib/sctk/bin)
+  # and OpenFst's command-line tools.
+  [ -x /usr/lib/sctk/bin/sclite ] || command -v sclite >/dev/null 2>&1 || need="$need sctk"
+  command -v fstinfo >/dev/null 2>&1 || need="$need libfst-tools"
   if [ -n "$need" ]; then
-    echo "[setup] installing Debian packages for the synthetic corpus:$need"
+    echo "[setup] installing Debian packages (synthetic corpus, scoring, OpenFst tools):$need"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null) \
-      || echo "[setup] WARNING: apt-get could not install$need; the corpus will use the engines and texts it finds."
+      || echo "[setup] WARNING: apt-get could not install$need; the corpus will use the engines and texts it finds, scoring its Python scorer."
   fi
 fi
 
