@@ -11,8 +11,10 @@
 Every public name is importable from ``asr_bl.hmm.train`` itself.
 """
 from asr_bl.hmm.train.loops import (
+    GAUSS_PER_LEAF,
     KALDI_MONO_REALIGN_ITERS,
     KALDI_TRI_REALIGN_ITERS,
+    EmConfig,
     MonoConfig,
     TrainResult,
     TriConfig,
@@ -24,10 +26,12 @@ from asr_bl.hmm.train.update import init_mono, init_tri_from_stats, mix_up, sing
 from asr_bl.hmm.train.worker import AlignOptions, AlignResult, GmmStats, ShardWorker, Utterance, shard_pool
 
 __all__ = [
+    "GAUSS_PER_LEAF",
     "KALDI_MONO_REALIGN_ITERS",
     "KALDI_TRI_REALIGN_ITERS",
     "AlignOptions",
     "AlignResult",
+    "EmConfig",
     "GmmStats",
     "MonoConfig",
     "ShardWorker",

@@ -19,7 +19,7 @@ train_deltas.sh); iterations at or past ``num_iters`` are simply never reached, 
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -33,46 +33,63 @@ from asr_bl.parallel import ShardPool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MonoConfig", "TrainResult", "TriConfig", "align_with_model", "train_mono", "train_tri"]
+__all__ = ["EmConfig", "MonoConfig", "TrainResult", "TriConfig", "align_with_model", "train_mono", "train_tri"]
 
 #: Kaldi's steps/train_mono.sh ``realign_iters`` (its num_iters is 40).
 KALDI_MONO_REALIGN_ITERS: Tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 23, 26, 29, 32, 35, 38)
 #: Kaldi's steps/train_deltas.sh ``realign_iters`` (its num_iters is 35).
 KALDI_TRI_REALIGN_ITERS: Tuple[int, ...] = (10, 20, 30)
+#: Triphone Gaussians per tree leaf when :attr:`TriConfig.total_gauss` is 0.
+GAUSS_PER_LEAF = 5
 
 
 @dataclass
-class MonoConfig:
-    """Monophone training (Kaldi's train_mono.sh, shortened for small data: 25 iterations, not 40)."""
+class EmConfig:
+    """The options monophone and triphone EM share (Kaldi's train_mono.sh / train_deltas.sh)."""
 
     num_iters: int = 25
-    #: Iterations over which the Gaussian count grows to ``total_gauss``.
+    #: Iterations over which the Gaussian count grows linearly to the total.
     max_iter_inc: int = 20
     total_gauss: int = 1000
-    #: Iterations (0-based) that re-align before accumulating: Kaldi's schedule.
-    realign_iters: Tuple[int, ...] = KALDI_MONO_REALIGN_ITERS
+    #: Iterations that re-align before accumulating.
+    realign_iters: Tuple[int, ...] = ()
+    #: Mixture growth: Gaussians per pdf ~ occupancy ** power (gmm-mixup's --power).
     power: float = 0.25
+    #: Mean perturbation of split Gaussians, in standard deviations (seeded, see update.mix_up).
     perturb_factor: float = 0.01
+    #: Gaussians with less occupancy are not updated (and removed), Kaldi's --min-gaussian-occupancy.
     min_gaussian_occupancy: float = 3.0
     seed: int = 0
     align: AlignOptions = field(default_factory=AlignOptions)
 
 
 @dataclass
-class TriConfig:
-    """Triphone training (Kaldi's train_deltas.sh; 25 iterations, not 35)."""
+class MonoConfig(EmConfig):
+    """Monophone training (Kaldi's train_mono.sh, shortened for small data: 25 iterations, not 40).
 
-    num_iters: int = 25
+    ``realign_iters`` (0-based iterations) is Kaldi's schedule."""
+
+    realign_iters: Tuple[int, ...] = KALDI_MONO_REALIGN_ITERS
+
+
+@dataclass
+class TriConfig(EmConfig):
+    """Triphone training (Kaldi's train_deltas.sh; 25 iterations, not 35).
+
+    ``realign_iters`` (1-based iterations, as in Kaldi) is Kaldi's schedule; ``total_gauss`` 0
+    means :data:`GAUSS_PER_LEAF` per leaf of ``tree.num_leaves`` (:attr:`target_gauss`: 10000 with
+    the default 2000 leaves)."""
+
     max_iter_inc: int = 15
-    total_gauss: int = 10000
-    #: Iterations (1-based, as in Kaldi) that re-align before accumulating: Kaldi's schedule.
+    total_gauss: int = 0
     realign_iters: Tuple[int, ...] = KALDI_TRI_REALIGN_ITERS
-    power: float = 0.25
-    perturb_factor: float = 0.01
     min_gaussian_occupancy: float = 10.0
-    seed: int = 0
     tree: TreeConfig = field(default_factory=TreeConfig)
-    align: AlignOptions = field(default_factory=AlignOptions)
+
+    @property
+    def target_gauss(self) -> int:
+        """The Gaussians in total that training grows to: ``total_gauss``, or 5 per leaf when 0."""
+        return self.total_gauss or GAUSS_PER_LEAF * self.tree.num_leaves
 
 
 @dataclass
@@ -91,23 +108,19 @@ class TrainResult:
 def _em_iterations(
     pool: ShardPool[ShardWorker],
     model: GmmHmm,
-    num_iters: int,
-    realign_iters: Sequence[int],
+    config: EmConfig,
     total_gauss: int,
-    max_iter_inc: int,
-    power: float,
-    perturb: float,
-    min_occ: float,
-    align_opts: AlignOptions,
-    seed: int,
     first_iter: int,
     desc: str,
 ) -> List[Dict[str, Any]]:
+    """EM iterations ``first_iter .. config.num_iters + first_iter - 1`` (re-aligning on the
+    schedule, growing the mixtures to ``total_gauss``); their log entries."""
+    realign_iters, max_iter_inc, align_opts = config.realign_iters, config.max_iter_inc, config.align
     num_gauss = model.am.num_gauss
     inc = max(0, (total_gauss - num_gauss) // max(max_iter_inc, 1))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.seed)
     log: List[Dict[str, Any]] = []
-    for it in tqdm(range(first_iter, num_iters), desc=desc, unit="iter"):
+    for it in tqdm(range(first_iter, config.num_iters + first_iter), desc=desc, unit="iter"):
         t0 = time.time()
         entry: Dict[str, Any] = {"iter": it}
         pool.map(ShardWorker.set_model, model.to_bytes())
@@ -115,11 +128,11 @@ def _em_iterations(
             aligned = AlignResult.total(pool.map(ShardWorker.align, align_opts))
             entry["align_failures"] = len(aligned.failures)
             entry["align_like_per_frame"] = aligned.loglike_per_frame
-        upd = update_model(model, GmmStats.total(pool.map(ShardWorker.accumulate)), min_occ)
+        upd = update_model(model, GmmStats.total(pool.map(ShardWorker.accumulate)), config.min_gaussian_occupancy)
         entry.update({k: v for k, v in upd.items() if k != "state_occs"})
         if it < max_iter_inc + first_iter:
             num_gauss += inc
-            mix_up(model, upd["state_occs"], num_gauss, power, perturb, rng)
+            mix_up(model, upd["state_occs"], num_gauss, config.power, config.perturb_factor, rng)
         entry["num_gauss"] = model.am.num_gauss
         entry["seconds"] = time.time() - t0
         logger.info("%s iter %d: %s", desc, it, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()})
@@ -161,11 +174,7 @@ def train_mono(utts: List[Utterance], lang: Lang, config: MonoConfig, num_jobs: 
         n_fail = sum(len(f) for f in fails)
         logger.info("mono: equal alignment; %d utterances failed", n_fail)
         # Iteration 0: estimate from the equal alignments (Kaldi's gmm-est after align-equal).
-        log = _em_iterations(
-            pool, model, config.num_iters, config.realign_iters, config.total_gauss, config.max_iter_inc,
-            config.power, config.perturb_factor, config.min_gaussian_occupancy, config.align, config.seed,
-            0, "mono",
-        )
+        log = _em_iterations(pool, model, config, config.total_gauss, 0, "mono")
         # Final alignment with the final model.
         final_log, ali, failures = _final_alignment(pool, model, config.align)
         log.append(final_log)
@@ -199,11 +208,7 @@ def train_tri(
         pool.map(ShardWorker.convert, model.to_bytes())
         pool.map(ShardWorker.set_model, model.to_bytes())
         pool.map(ShardWorker.compile_graphs, config.align)
-        log = _em_iterations(
-            pool, model, config.num_iters + 1, config.realign_iters, config.total_gauss, config.max_iter_inc,
-            config.power, config.perturb_factor, config.min_gaussian_occupancy, config.align, config.seed,
-            1, "tri",
-        )
+        log = _em_iterations(pool, model, config, config.target_gauss, 1, "tri")
         final_log, ali, failures = _final_alignment(pool, model, config.align)
         log.append(final_log)
     return TrainResult(model, ali, failures, log), summary

@@ -18,7 +18,7 @@ OpenMP in a forked child (see :mod:`asr_bl.parallel`; why :mod:`asr_bl.hmm.feats
 does not arise, even when the parent has computed features with torch first (tested).
 """
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -103,14 +103,7 @@ class GmmStats:
     @staticmethod
     def total(parts: Sequence["GmmStats"]) -> "GmmStats":
         """The shards' statistics summed, in shard order (so the sums are reproducible)."""
-        return GmmStats(
-            occupancy=sum(p.occupancy for p in parts),
-            sums=sum(p.sums for p in parts),
-            sumsq=sum(p.sumsq for p in parts),
-            transitions=sum(p.transitions for p in parts),
-            loglike=sum(p.loglike for p in parts),
-            frames=sum(p.frames for p in parts),
-        )
+        return GmmStats(**{f.name: sum(getattr(p, f.name) for p in parts) for f in fields(GmmStats)})
 
 
 class ShardWorker:
