@@ -53,8 +53,19 @@ class Utterance:
     word_ids: List[int]
 
 
+class _PerFrame:
+    """``loglike`` over ``frames`` (for the named results below)."""
+
+    loglike: float
+    frames: int
+
+    @property
+    def loglike_per_frame(self) -> float:
+        return self.loglike / max(self.frames, 1)
+
+
 @dataclass
-class AlignResult:
+class AlignResult(_PerFrame):
     """What one Viterbi pass over a shard (or, summed, over all shards) gives.
 
     ``failures``: utterance id -> reason, for utterances that lost their alignment;
@@ -64,10 +75,6 @@ class AlignResult:
     failures: Dict[str, str]
     loglike: float
     frames: int
-
-    @property
-    def loglike_per_frame(self) -> float:
-        return self.loglike / max(self.frames, 1)
 
     @staticmethod
     def total(parts: Sequence["AlignResult"]) -> "AlignResult":
@@ -80,7 +87,7 @@ class AlignResult:
 
 
 @dataclass
-class GmmStats:
+class GmmStats(_PerFrame):
     """GMM and transition statistics of aligned frames (Kaldi's gmm-acc-stats-ali).
 
     ``occupancy`` (P, G), ``sums`` (P, G, D) and ``sumsq`` (P, G, D) float64: per pdf and Gaussian
@@ -95,10 +102,6 @@ class GmmStats:
     transitions: np.ndarray
     loglike: float
     frames: int
-
-    @property
-    def loglike_per_frame(self) -> float:
-        return self.loglike / max(self.frames, 1)
 
     @staticmethod
     def total(parts: Sequence["GmmStats"]) -> "GmmStats":
