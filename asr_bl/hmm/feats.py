@@ -5,9 +5,10 @@ Kaldi's GMM systems use MFCCs with cepstral mean normalisation per speaker, then
 as in the SWB recipes: the side is :func:`asr_bl.features.side_key` and its statistics are
 accumulated by :meth:`asr_bl.features.CmvnStats.accumulate`, exactly as for the network's
 features (the modes are :data:`asr_bl.features.CMVN_MODES`); only their application differs,
-in float64 here before the deltas (:func:`finalize_features`). The MFCC frame parameters are those of the network's :class:`FbankConfig`,
-and every utterance's frame count is asserted to equal :func:`asr_bl.features.num_frames`, so a
-GMM alignment labels exactly the frames the network sees.
+in float64 here before the deltas (:func:`finalize_features`). The MFCC frame parameters are
+those of the network's :class:`FbankConfig`, and every utterance's frame count is asserted to
+equal :func:`asr_bl.features.num_frames`, so a GMM alignment labels exactly the frames the
+network sees.
 
 The alternative ``kind="fbank"`` uses the 64 log-mel filterbanks (+ Δ + ΔΔ) instead.
 """
