@@ -90,9 +90,28 @@ def test_write_and_load_lang_round_trip(lang, tmp_path):
         load_lang(tmp_path / "missing")
 
 
-def test_lexicon_fst_compiles_training_graphs_with_the_lexicon_phones(lang):
-    """A flat-start path through a compiled training graph spells the words' pronunciations,
-    optionally separated by silence."""
+
+def test_write_lang_again_rewrites_only_what_changed(lang, tmp_path):
+    """Redoing prepare-lang with the same lexicon keeps every file (content and mtime), so no
+    later stage sees a changed input; a changed lexicon rewrites what depends on it."""
+    out = tmp_path / "lang"
+    write_lang(lang, out)
+    files = sorted(p.name for p in out.iterdir())
+    assert "L.fst" in files and not [n for n in files if "tmp" in n]
+    stamps = {n: (out / n).stat().st_mtime_ns for n in files}
+    data = {n: (out / n).read_bytes() for n in files}
+    write_lang(prepare_lang(lang.lexicon, lang.config), out)
+    assert sorted(p.name for p in out.iterdir()) == files
+    assert {n: (out / n).stat().st_mtime_ns for n in files} == stamps
+    bigger = prepare_lang(lang.lexicon + [("dog", ["D", "AO", "G"])], lang.config)
+    write_lang(bigger, out)
+    changed = {n for n in files if (out / n).read_bytes() != data[n]}
+    assert {"words.txt", "lexicon.txt", "L.fst", "L_disambig.fst"} <= changed
+    assert {n for n in files if (out / n).stat().st_mtime_ns != stamps[n]} == changed
+
+
+def monophone_graph_compiler(lang):
+    """Topology, monophone tree, transition model and training-graph compiler of ``lang``."""
     topo = khg.HmmTopology()
     topo.read(lang.topology_text())
     ctx = khg.monophone_context_dependency(lang.real_phone_ids, topo.get_phone_to_num_pdf_classes())
@@ -100,6 +119,13 @@ def test_lexicon_fst_compiles_training_graphs_with_the_lexicon_phones(lang):
     compiler = khg.TrainingGraphCompiler(
         tm, ctx, lang.lexicon_fst(), lang.disambig_phone_ids, khg.TrainingGraphCompilerOptions()
     )
+    return topo, ctx, tm, compiler
+
+
+def test_lexicon_fst_compiles_training_graphs_with_the_lexicon_phones(lang):
+    """A flat-start path through a compiled training graph spells the words' pronunciations,
+    optionally separated by silence."""
+    topo, ctx, tm, compiler = monophone_graph_compiler(lang)
     graph = compiler.compile_graph_from_text(lang.words_to_ids("the cat sat".split()))
     tables = TransitionTables.build(tm, topo, ctx)
     allowed = [["DH", "AH"], ["DH", "IY"]]
@@ -134,13 +160,7 @@ def test_position_dependent_phones(tmp_path):
     assert {"AE_B", "AE_I", "AE_E", "AE_S", "sil", "sil_B"} <= set(lang.phones)
     assert dict((w, pr) for w, pr in lang.lexicon)["cat"] == ["K_B", "AE_I", "T_E"]
     assert dict((w, pr) for w, pr in lang.lexicon)["a"] == ["AH_S"]
-    topo = khg.HmmTopology()
-    topo.read(lang.topology_text())
-    ctx = khg.monophone_context_dependency(lang.real_phone_ids, topo.get_phone_to_num_pdf_classes())
-    tm = khg.TransitionModel(ctx, topo)
-    compiler = khg.TrainingGraphCompiler(
-        tm, ctx, lang.lexicon_fst(), lang.disambig_phone_ids, khg.TrainingGraphCompilerOptions()
-    )
+    topo, ctx, tm, compiler = monophone_graph_compiler(lang)
     graph = compiler.compile_graph_from_text(lang.words_to_ids(["a", "cat"]))
     ok, lin = kaldifst.equal_align(graph, 30, 0)
     assert ok

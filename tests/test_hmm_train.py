@@ -9,12 +9,12 @@ from asr_bl.hmm.export import read_int_ark, read_pdf_counts, write_alignment_out
 from asr_bl.hmm.feats import GmmFeatureConfig, compute_gmm_features
 from asr_bl.hmm.lang import prepare_lang, read_lexicon
 from asr_bl.hmm.model import GmmHmm, convert_alignment, convert_alignments, phone_segments
-from asr_bl.hmm.toy import make_toy_corpus
 from asr_bl._kaldi import import_kaldi
 from asr_bl.hmm.train import (
     AlignOptions, MonoConfig, ShardWorker, TriConfig, Utterance, align_with_model, train_mono, train_tri,
 )
 from asr_bl.hmm.tree import TreeConfig
+from toy_corpus import make_toy_corpus
 
 MONO = dict(num_iters=8, max_iter_inc=5, total_gauss=250, realign_iters=(1, 2, 3, 5, 7))
 
@@ -265,3 +265,34 @@ def test_fbank_gmm_features_on_the_same_grid(corpus):
     feats = compute_gmm_features(cuts, GmmFeatureConfig(kind="fbank"), progress=False)
     for cut in cuts:
         assert feats[cut.id].shape == (num_frames(cut.num_samples, 8000, FbankConfig()), 64 * 3)
+
+
+def test_forked_gmm_workers_after_torch_in_the_parent(corpus, lang, mono):
+    """The GMM pool forks (shards are shared, not pickled): it must work after the parent has run
+    torch ops (here the MFCCs, computed in-process), and give what the in-process pool gives."""
+    import torch
+
+    from asr_bl.hmm.train import shard_pool
+
+    cuts = corpus[1].subset(first=6)
+    feats = compute_gmm_features(cuts, GmmFeatureConfig(), num_jobs=1, progress=False)  # torch, here
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    utts = [Utterance(c.id, feats[c.id], lang.words_to_ids(c.supervisions[0].text.split())) for c in cuts]
+    with shard_pool(utts, lang, num_jobs=2) as pool:
+        assert not pool.in_process and len(pool) == 2
+    forked = align_with_model(utts, lang, mono.model, AlignOptions(), num_jobs=2)
+    here = align_with_model(utts, lang, mono.model, AlignOptions(), num_jobs=1)
+    assert forked[0].keys() == here[0].keys() and len(here[0]) >= 5
+    for k in here[0]:
+        assert np.array_equal(forked[0][k], here[0][k])
+    assert forked[2] == pytest.approx(here[2], rel=1e-6)  # float32 likelihoods summed per shard
+
+
+def test_config_defaults_are_kaldis_schedules():
+    """The dataclasses hold the real defaults (the CLI takes them): Kaldi's realignment schedules
+    (train_mono.sh / train_deltas.sh), and 5 Gaussians per leaf unless total_gauss is given."""
+    assert MonoConfig().realign_iters == (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 23, 26, 29, 32, 35, 38)
+    assert TriConfig().realign_iters == (10, 20, 30)
+    assert TriConfig().target_gauss == 10000
+    assert TriConfig(tree=TreeConfig(num_leaves=300)).target_gauss == 1500
+    assert TriConfig(total_gauss=700, tree=TreeConfig(num_leaves=300)).target_gauss == 700

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
+from asr_bl.data import IGNORE_LABEL, chunk_utterance
 from asr_bl.models import CONTEXT_FRAMES, WINDOW_FRAMES, build_model, model_names
-from asr_bl.models.context import chunk_utterance, dense_forward, frame_windows, pad_context, windowed_forward
+from asr_bl.models.context import dense_forward, frame_windows, pad_context, windowed_forward
 from asr_bl.nn import BigLittleModule, MultiBranchModule
 
 ALL_PRESETS = [
@@ -146,26 +147,32 @@ def test_pad_context_and_frame_windows():
 
 def test_chunked_training_forward_aligns_with_labels():
     """Chunks of C+48 frames give C outputs, aligned with the utterance's labels: in eval mode the
-    concatenated chunk outputs equal dense inference on the padded utterance and the windowed reference."""
+    chunk outputs of the labelled positions equal dense inference on the padded utterance and the
+    windowed reference. The chunks are the training ones (asr_bl.data.chunk_utterance, which
+    FrameLevelDataset uses): they stay inside the utterance, so the last one starts at T - C and
+    labels only the frames the previous chunk did not."""
     model = randomize_batchnorm(build_model("bl-resnet22-a4-b2", num_classes=13, width=0.25))
     num_frames = 70
     feats = torch.randn(3, 64, num_frames)
     labels = torch.arange(num_frames)
-    chunks = chunk_utterance(feats, labels, chunk_frames=32)
-    assert [c.start for c in chunks] == [0, 32, 64]
-    assert [c.labels.tolist() for c in chunks][2] == [64, 65, 66, 67, 68, 69]
+    inputs, targets, starts = (torch.from_numpy(a) for a in chunk_utterance(feats.numpy(), labels.numpy(), chunk_frames=32))
+    valid = targets != IGNORE_LABEL
+    assert starts.tolist() == [0, 32, 38]
+    assert targets[2][valid[2]].tolist() == [64, 65, 66, 67, 68, 69]
+    assert sorted(targets[valid].tolist()) == labels.tolist()  # every frame labelled once
     model.train()
-    for c in chunks:
-        out = model(c.inputs.unsqueeze(0).repeat(2, 1, 1, 1))
-        assert out.shape == (2, c.labels.shape[0], 13)
-        loss = nn.functional.cross_entropy(out.reshape(-1, 13), (c.labels % 13).repeat(2))
+    for x, y in zip(inputs, targets):
+        out = model(x.unsqueeze(0).repeat(2, 1, 1, 1))
+        assert out.shape == (2, y.shape[0], 13)
+        target = torch.where(y == IGNORE_LABEL, y, y % 13).repeat(2)
+        loss = nn.functional.cross_entropy(out.reshape(-1, 13), target, ignore_index=IGNORE_LABEL)
         loss.backward()
     model.eval()
     with torch.no_grad():
-        chunked = torch.cat([model(c.inputs.unsqueeze(0)) for c in chunks], dim=1)
+        chunked = model(inputs)  # (K, 32, 13)
     dense = dense_forward(model, feats.unsqueeze(0))
     assert dense.shape == (1, num_frames, 13)
-    torch.testing.assert_close(chunked, dense, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(chunked[valid], dense[0, targets[valid]], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(dense_forward(model, feats.unsqueeze(0), chunk_frames=25), dense, rtol=1e-4, atol=1e-5)
     # Output t is the window centred on frame t of the utterance.
     padded = pad_context(feats.unsqueeze(0))
@@ -175,7 +182,7 @@ def test_chunked_training_forward_aligns_with_labels():
     torch.testing.assert_close(single[0, 0], dense[0, t], rtol=1e-4, atol=1e-5)
     assert CONTEXT_FRAMES == 24
     with pytest.raises(ValueError, match="one frame grid"):
-        chunk_utterance(feats, labels[:-1], chunk_frames=32)
+        chunk_utterance(feats.numpy(), labels[:-1].numpy(), chunk_frames=32)
 
 
 def test_dense_and_windowed_forward_refuse_train_mode():

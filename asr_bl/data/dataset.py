@@ -30,7 +30,6 @@ so workers see the new epoch).
 """
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
@@ -42,11 +41,12 @@ from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
 from asr_bl.features.fbank import FbankConfig
 from asr_bl.features.pipeline import CmvnStats, FeatureLoader, cut_num_frames
+from asr_bl.io import atomic_path
+from asr_bl.models.speech_resnet import CONTEXT_FRAMES as CONTEXT  # frames each side: the 49-frame receptive field
 
 logger = logging.getLogger(__name__)
 
 IGNORE_LABEL = -100
-CONTEXT = 24  # frames each side: the 49-frame receptive field of the paper's models
 
 
 @dataclass
@@ -88,9 +88,9 @@ def chunk_offset(cut_id: str, epoch: int, seed: int, chunk_frames: int) -> int:
 
 
 def chunk_utterance(
-    feats: np.ndarray, labels: np.ndarray, chunk_frames: int, context: int, offset: int = 0
+    feats: np.ndarray, labels: np.ndarray, chunk_frames: int, context: int = CONTEXT, offset: int = 0
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut one utterance into dense chunks that stay inside it.
+    """Cut one utterance into dense chunks that stay inside it (the one chunking of the project).
 
     ``feats``: ``(3, F, T)``; ``labels``: ``(T,)``; ``offset`` in ``[0, chunk_frames)`` shifts the
     chunk grid. With ``C = chunk_frames`` and ``T >= C`` there are ``K = ceil(T / C)`` chunks; their
@@ -110,7 +110,7 @@ def chunk_utterance(
     """
     num_t = feats.shape[-1]
     if labels.shape[0] != num_t:
-        raise ValueError(f"{labels.shape[0]} labels for {num_t} frames")
+        raise ValueError(f"{labels.shape[0]} labels for {num_t} frames; features and labels must be on one frame grid")
     if not 0 <= offset < chunk_frames:
         raise ValueError(f"offset must be in [0, {chunk_frames}), got {offset}")
     num_chunks = max(1, -(-num_t // chunk_frames))
@@ -314,10 +314,8 @@ def attach_alignment(
     final = Path(storage_path)
     if final.suffix != ".h5":
         final = final.with_suffix(final.suffix + ".h5")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name("tmp." + final.name)
     out = []
-    try:
+    with atomic_path(final) as tmp:  # the temporary name keeps the .h5 suffix
         with NumpyHdf5Writer(tmp, mode="w") as writer:
             for cut in cuts:
                 custom = dict(cut.custom or {})
@@ -337,10 +335,6 @@ def attach_alignment(
                     # The manifest must name the file readers will open, not the temporary one.
                     custom[name] = fastcopy(array, array=fastcopy(array.array, storage_path=str(final)))
                 out.append(fastcopy(cut, custom=custom))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, final)
     close_cached_file_handles()
     return CutSet.from_cuts(out)
 

@@ -32,9 +32,15 @@ Pathlike = Union[str, Path]
 
 
 def side_key(cut) -> str:
-    """The conversation side a cut belongs to: ``"<recording id>:<channel>"`` (CMVN is per side)."""
-    channel = cut.channel if isinstance(cut.channel, int) else cut.channel[0]
-    return f"{cut.recording_id}:{channel}"
+    """The conversation side a cut belongs to: ``"<recording id>:<channel>"``; CMVN is per side.
+
+    The one definition (the network's CMVN here and the GMM's in :mod:`asr_bl.hmm.feats` group by
+    it). A cut on several channels (a mix of the two sides of a conversation) is not one side:
+    its key names all its channels, sorted, ``"<recording id>:0+1"``, so its frames never enter
+    the statistics of one of the sides it mixes; a one-element channel list is that channel.
+    """
+    channels = cut.channel if isinstance(cut.channel, (list, tuple)) else [cut.channel]
+    return f"{cut.recording_id}:{'+'.join(str(c) for c in sorted(channels))}"
 
 
 def cut_num_frames(cut, config: FbankConfig) -> int:
@@ -71,7 +77,12 @@ class CmvnStats:
 
     @staticmethod
     def accumulate(items: Iterable[Tuple[str, np.ndarray]], dim: int) -> "CmvnStats":
-        """Stats from ``(side key, (T, F) features)`` pairs."""
+        """Stats from ``(side key, (T, F) features)`` pairs, summed in float64 in the order given.
+
+        The one CMVN accumulation: the network's features (:func:`compute_cmvn_stats`) and the
+        GMM's (:func:`asr_bl.hmm.feats.compute_gmm_features`) both use it and :meth:`mean_std`;
+        the modes applying them are :data:`asr_bl.features.fbank.CMVN_MODES`.
+        """
         index: Dict[str, int] = {}
         count: List[float] = []
         sums: List[np.ndarray] = []

@@ -4,11 +4,12 @@ Modules:
 
 - :mod:`asr_bl.hmm.lang`   lexicon -> lang directory (phones, words, topology, L.fst, L_disambig.fst);
 - :mod:`asr_bl.hmm.feats`  MFCC + Δ + ΔΔ with per-side CMN on the network's frame grid;
-- :mod:`asr_bl.hmm.tree`   tree statistics, questions, likelihood splitting/merging, Kaldi format;
+- :mod:`asr_bl.hmm.tree`   the decision tree, one layer per module: statistics, questions, the tree
+  and its Kaldi format, the builder;
 - :mod:`asr_bl.hmm.model`  model container, transition-id tables, convert-ali;
-- :mod:`asr_bl.hmm.train`  flat-start monophones, triphones, alignment (parallel shard workers);
-- :mod:`asr_bl.hmm.export` Kaldi text archives, CTM, pdf counts, cuts with ``pdf_ali``/``phone_ali``;
-- :mod:`asr_bl.hmm.toy`    a tiny flite-spoken corpus for tests and demos.
+- :mod:`asr_bl.hmm.train`  the shard worker (on :class:`asr_bl.parallel.ShardPool`), the GMM update,
+  the training loops: flat-start monophones, triphones, alignment;
+- :mod:`asr_bl.hmm.export` Kaldi text archives, CTM, pdf counts, cuts with ``pdf_ali``/``phone_ali``.
 
 The command line is ``asr_bl-gmm`` (:mod:`asr_bl.bin.gmm`). Kaldi bindings are imported only when
 used, through :func:`asr_bl._kaldi.import_kaldi`.

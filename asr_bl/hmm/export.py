@@ -18,7 +18,6 @@ Files written by :func:`write_alignment_outputs` into an output directory:
                          datasets ``pdf_ali/<cut id>`` and ``phone_ali/<cut id>``).
 """
 import logging
-import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
@@ -27,16 +26,15 @@ import numpy as np
 from asr_bl.features import FbankConfig, num_frames_from_duration
 from asr_bl.hmm.lang import Lang
 from asr_bl.hmm.model import GmmHmm, phone_segments
+from asr_bl.io import atomic_open, atomic_path
 
 logger = logging.getLogger(__name__)
 
 
 def _atomic_write_text(path: Path, lines: Iterable[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for line in lines:
             f.write(line)
-    os.replace(tmp, path)
 
 
 def write_int_ark(path: Path, data: Dict[str, np.ndarray]) -> None:
@@ -154,7 +152,6 @@ def write_aligned_cuts(
     out = attach_alignment(
         aligned, {"pdf_ali": pdf_ali, "phone_ali": phone_ali}, aligned_arrays_path(path), frame_shift
     )
-    tmp = path.with_name("tmp." + path.name)
-    CutSet.from_cuts(out).to_file(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # keeps the suffix, from which lhotse picks the format
+        CutSet.from_cuts(out).to_file(tmp)
     return path

@@ -2,16 +2,19 @@
 
 Kaldi's GMM systems use MFCCs with cepstral mean normalisation per speaker, then deltas
 (``apply-cmvn | add-deltas``). Here the "speaker" is the conversation side (recording, channel),
-as in the SWB recipes. The MFCC frame parameters are those of the network's :class:`FbankConfig`,
-and every utterance's frame count is asserted to equal :func:`asr_bl.features.num_frames`, so a
-GMM alignment labels exactly the frames the network sees.
+as in the SWB recipes: the side is :func:`asr_bl.features.side_key` and its statistics are
+accumulated by :meth:`asr_bl.features.CmvnStats.accumulate`, exactly as for the network's
+features (the modes are :data:`asr_bl.features.CMVN_MODES`); only their application differs,
+in float64 here before the deltas (:func:`finalize_features`). The MFCC frame parameters are
+those of the network's :class:`FbankConfig`, and every utterance's frame count is asserted to
+equal :func:`asr_bl.features.num_frames`, so a GMM alignment labels exactly the frames the
+network sees.
 
 The alternative ``kind="fbank"`` uses the 64 log-mel filterbanks (+ Δ + ΔΔ) instead.
 """
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -19,7 +22,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from asr_bl.features import FbankConfig, compute_deltas, compute_fbank, num_frames
+from asr_bl.features import CMVN_MODES, CmvnStats, FbankConfig, compute_deltas, compute_fbank, num_frames, side_key
+from asr_bl.io import atomic_open
+from asr_bl.parallel import single_thread
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +48,8 @@ class GmmFeatureConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("mfcc", "fbank"):
             raise ValueError(f"GmmFeatureConfig.kind must be 'mfcc' or 'fbank', got {self.kind!r}")
-        if self.cmvn not in ("mean", "meanvar", "none"):
-            raise ValueError(f"GmmFeatureConfig.cmvn must be mean|meanvar|none, got {self.cmvn!r}")
+        if self.cmvn not in CMVN_MODES:
+            raise ValueError(f"GmmFeatureConfig.cmvn must be one of {CMVN_MODES}, got {self.cmvn!r}")
 
     @property
     def dim(self) -> int:
@@ -80,14 +85,6 @@ def _mfcc_extractor(config: GmmFeatureConfig) -> Any:
                 num_ceps=config.num_ceps,
             )
         )
-
-
-def side_key(cut: Any) -> str:
-    """The conversation side a cut belongs to: ``recording_id`` + channel (CMVN grouping)."""
-    channel = cut.channel
-    if isinstance(channel, (list, tuple)):
-        channel = "+".join(map(str, channel))
-    return f"{cut.recording_id}:{channel}"
 
 
 def static_features(cut: Any, config: GmmFeatureConfig, extractor: Optional[Any] = None) -> np.ndarray:
@@ -131,13 +128,6 @@ def finalize_features(static: np.ndarray, mean: np.ndarray, std: Optional[np.nda
     return np.ascontiguousarray(d.transpose(1, 0, 2).reshape(static.shape[0], -1), dtype=np.float32)
 
 
-def _single_thread() -> None:
-    """Pool initializer: one torch thread per process (the processes are the parallelism)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _static_worker(args: Tuple[List[Any], GmmFeatureConfig]) -> List[Tuple[str, str, np.ndarray]]:
     cuts, config = args
     extractor = _mfcc_extractor(config) if config.kind == "mfcc" else None
@@ -159,7 +149,7 @@ def compute_gmm_features(
 
         # "spawn", not "fork": a forked child that runs torch's OpenMP after the parent has used
         # it deadlocks (libgomp is not fork-safe); the MFCCs are computed with torch.
-        with mp.get_context("spawn").Pool(num_jobs, initializer=_single_thread) as pool:
+        with mp.get_context("spawn").Pool(num_jobs, initializer=single_thread) as pool:
             for out in pool.imap(_static_worker, batches):
                 for cid, side, f in out:
                     statics[cid], sides[cid] = f, side
@@ -170,35 +160,23 @@ def compute_gmm_features(
                 statics[cid], sides[cid] = f, side
             bar.update(len(batch[0]))
     bar.close()
-    # Per-side statistics over all of that side's frames.
-    sums: Dict[str, np.ndarray] = {}
-    sq: Dict[str, np.ndarray] = {}
-    counts: Dict[str, int] = {}
-    for cid, f in statics.items():
-        s = sides[cid]
-        f64 = f.astype(np.float64)
-        sums[s] = sums.get(s, 0.0) + f64.sum(0)
-        sq[s] = sq.get(s, 0.0) + (f64 ** 2).sum(0)
-        counts[s] = counts.get(s, 0) + f.shape[0]
+    # Per-side statistics over all of that side's frames (the network's CMVN accumulation).
+    dim = next(iter(statics.values())).shape[1] if statics else 0
+    stats = CmvnStats.accumulate(((sides[cid], f) for cid, f in statics.items()), dim)
     out: Dict[str, np.ndarray] = {}
     for cut in cuts:
-        s = sides[cut.id]
-        n = max(counts[s], 1)
-        mean = sums[s] / n if config.cmvn != "none" else np.zeros_like(sums[s])
-        std = None
-        if config.cmvn == "meanvar":
-            std = np.sqrt(np.maximum(sq[s] / n - (sums[s] / n) ** 2, 1e-10))
-        out[cut.id] = finalize_features(statics[cut.id], mean, std, config.delta_order)
+        mean, std = stats.mean_std(sides[cut.id])
+        if config.cmvn == "none":
+            mean = np.zeros_like(mean)
+        out[cut.id] = finalize_features(statics[cut.id], mean, std if config.cmvn == "meanvar" else None,
+                                        config.delta_order)
     return out
 
 
 def save_features(feats: Dict[str, np.ndarray], path: Path) -> None:
-    """Store features as one ``.npz`` (written to a temporary name, then renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **feats)
-    os.replace(tmp, path)
+    """Store features as one ``.npz`` at exactly ``path``, atomically."""
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **feats)
 
 
 def load_features(path: Path) -> Dict[str, np.ndarray]:

@@ -17,11 +17,13 @@ Phone ids are 1-based and contiguous for real phones (``<eps>`` = 0), as Kaldi r
 import logging
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from asr_bl._kaldi import import_kaldi
+from asr_bl.io import write_if_changed
 
 logger = logging.getLogger(__name__)
 
@@ -386,14 +388,14 @@ def make_lexicon_fst(lang: Lang, with_disambig: bool = False):
 
 
 def write_lang(lang: Lang, out_dir: Path) -> None:
-    """Write the lang directory (each file via a temporary name, then renamed)."""
+    """Write the lang directory, each file atomically; a file whose content is already there is
+    not rewritten (:func:`asr_bl.io.write_if_changed`), so redoing this with the same lexicon keeps
+    every mtime and no later stage sees a changed input."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def put(name: str, text: str) -> None:
-        tmp = out_dir / (name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out_dir / name)
+        write_if_changed(out_dir / name, text)
 
     put("phones.txt", "".join(f"{p} {i}\n" for i, p in enumerate(lang.phones)))
     put("words.txt", "".join(f"{w} {i}\n" for i, w in enumerate(lang.words)))
@@ -414,9 +416,10 @@ def write_lang(lang: Lang, out_dir: Path) -> None:
     )
     for name, dis in (("L.fst", False), ("L_disambig.fst", True)):
         fst = lang.lexicon_fst(with_disambig=dis)
-        tmp = out_dir / (name + ".tmp")
-        fst.write(str(tmp))
-        os.replace(tmp, out_dir / name)
+        with tempfile.TemporaryDirectory(dir=out_dir) as scratch:  # kaldifst writes only to a path
+            fst.write(os.path.join(scratch, name))
+            data = Path(scratch, name).read_bytes()
+        write_if_changed(out_dir / name, data)
 
 
 def load_lang(lang_dir: Path) -> Lang:

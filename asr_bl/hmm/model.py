@@ -6,7 +6,6 @@ the bindings' own pickle states, which are Kaldi's binary objects) and ``tree`` 
 ContextDependency, readable by Kaldi's ``tree-info``/``draw-tree``).
 """
 import logging
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from asr_bl._kaldi import import_kaldi
 from asr_bl.hmm.tree import Tree, context_dependency_from_bytes, context_dependency_to_bytes
+from asr_bl.io import write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -202,14 +202,8 @@ class GmmHmm:
     def save(self, path: Path) -> None:
         """Write the model to ``path`` and the Kaldi tree beside it (``tree``), atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.to_bytes())
-        os.replace(tmp, path)
-        tree_path = path.parent / "tree"
-        tmp = path.parent / "tree.tmp"
-        tmp.write_bytes(context_dependency_to_bytes(self.ctx_dep))
-        os.replace(tmp, tree_path)
+        write_bytes(path, self.to_bytes())
+        write_bytes(path.parent / "tree", context_dependency_to_bytes(self.ctx_dep))
 
     @staticmethod
     def load(path: Path) -> "GmmHmm":

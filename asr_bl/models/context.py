@@ -1,13 +1,14 @@
-"""Frame context for the 49-frame acoustic models: padding, chunking, dense and windowed inference.
+"""Frame context for the 49-frame acoustic models: padding, dense and windowed inference.
 
 The models never pad in time, so an utterance of ``T`` labelled frames is padded with
 ``CONTEXT_FRAMES`` (24) frames on each side by repeating its edge frames, and a chunk of ``C + 48``
 input frames yields exactly the ``C`` outputs of its central frames. These helpers keep that
-bookkeeping in one place for training (chunks with their labels), decoding (dense inference in
-bounded-memory chunks) and tests/benchmarks (the per-window reference evaluation).
+bookkeeping for decoding (dense inference in bounded-memory chunks) and tests/benchmarks (the
+per-window reference evaluation). Training chunks with their labels are
+:func:`asr_bl.data.chunk_utterance` (the one chunking, which :class:`asr_bl.data.FrameLevelDataset`
+uses; the same edge replication).
 """
-from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,36 +30,6 @@ def pad_context(feats: torch.Tensor, context: int = CONTEXT_FRAMES) -> torch.Ten
     return x.squeeze(0) if squeeze else x
 
 
-@dataclass
-class Chunk:
-    """A training chunk: ``inputs`` (C, F, n + 48) and the ``labels`` (n,) of its central frames,
-    ``start`` being the utterance frame of ``labels[0]``."""
-
-    inputs: torch.Tensor
-    labels: torch.Tensor
-    start: int
-
-
-def chunk_utterance(
-    feats: torch.Tensor, labels: torch.Tensor, chunk_frames: int, context: int = CONTEXT_FRAMES
-) -> List[Chunk]:
-    """Split an utterance ``feats`` (C, F, T) with frame labels (T,) into chunks of ``chunk_frames``
-    labelled frames (the last one may be shorter), each with ``context`` frames on both sides taken
-    from the edge-padded utterance. Feeding ``chunk.inputs`` to the model gives one output per label.
-    """
-    if feats.shape[-1] != labels.shape[0]:
-        raise ValueError(f"{feats.shape[-1]} feature frames but {labels.shape[0]} labels; they must be on one frame grid")
-    if chunk_frames < 1:
-        raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
-    padded = pad_context(feats, context)
-    num_frames = labels.shape[0]
-    chunks = []
-    for start in range(0, num_frames, chunk_frames):
-        stop = min(start + chunk_frames, num_frames)
-        chunks.append(Chunk(padded[..., start : stop + 2 * context], labels[start:stop], start))
-    return chunks
-
-
 def _require_eval(model: nn.Module, caller: str) -> None:
     # Any submodule in train mode (BatchNorm, dropout) breaks dense == chunked == windowed.
     if any(m.training for m in model.modules()):
@@ -78,7 +49,7 @@ def dense_forward(
 
     Inference only (it runs under ``no_grad``): ``model`` must be in eval mode, since in train mode
     BatchNorm would normalise with the statistics of each pass (so chunked != one pass != windowed)
-    and update its running statistics. Training feeds :func:`chunk_utterance` chunks instead."""
+    and update its running statistics. Training feeds :func:`asr_bl.data.chunk_utterance` chunks instead."""
     _require_eval(model, "dense_forward")
     padded = pad_context(feats, context)
     if chunk_frames is None:

