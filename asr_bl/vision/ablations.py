@@ -36,11 +36,12 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from asr_bl.nn import BigLittleModule, MergeConfig, channel_matching, merge_branches
+from asr_bl.nn import BigLittleModule, MergeConfig, MultiBranchModule, channel_matching, merge_branches
 from asr_bl.vision.blocks import Bottleneck, make_stage
 from asr_bl.vision.models import SE_REDUCTION, STAGE_WIDTHS, _conv_bn, _init_weights, _stage_depths
 
-__all__ = ["MergeLayoutConfig", "SplitModule", "BLNetMergeLayout", "bl_resnet50_m2", "bl_resnet50_m1",
+__all__ = ["MergeLayoutConfig", "SplitModule", "BLNetMergeLayout", "BLNetThreeBranch", "bl_resnet50_m2",
+           "bl_resnet50_m1", "bl_resnet50_k3", "TABLE7_K3",
            "bl_resnet101_m7", "TABLE8"]
 
 #: Table 8 (alpha=2, beta=4): name -> (GMACs at 224, params in millions) as printed.
@@ -215,3 +216,105 @@ def bl_resnet101_m7(num_classes: int = 1000, upsample: str = "nearest") -> BLNet
     """bL-ResNet-101 (alpha=2, beta=4) with m = 7 merges (Table 8: 5.21 GMACs, 44.44 M): the stem,
     ``layer1``, ``layer2`` as two bL-modules (4 + 4 blocks) and ``layer3`` as three (6 + 6 + 6)."""
     return BLNetMergeLayout(MergeLayoutConfig(101, 2, 4, num_classes, upsample, modules=(1, 2, 3)))
+
+
+# ----------------------------------------------------------------------------- three branches
+
+#: Table 7's three-branch row (alpha=2, beta=4): (GMACs at 224, params in millions) as printed.
+TABLE7_K3 = (3.91, 27.23)
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int, stride: int = 1,
+                  relu: bool = True) -> nn.Sequential:
+    conv, bn = _conv_bn(in_channels, out_channels, kernel, stride)
+    return nn.Sequential(conv, bn, nn.ReLU(inplace=True)) if relu else nn.Sequential(conv, bn)
+
+
+class BLNetThreeBranch(nn.Module):
+    """bL-ResNet-50 with three branches per bL-module (K = 3, scales 1/4, 1/2, 1; Table 7), built
+    on the core's K-branch :class:`~asr_bl.nn.MultiBranchModule` (the one bL-PYR uses).
+
+    Reading. Table 7 has K = 3 costing *more* than K = 2 (3.91 vs 2.85 GMACs) for few more
+    parameters (27.23 vs 26.69 M): only a branch finer than K = 2's Little-Branch adds MACs that
+    cheaply, so K = 3 is K = 2 with one more Little-Branch at twice the Little's resolution. The
+    Big-Branch keeps K = 2's resolution ("ResNet-50 served as the Big-Branch at the scale of 1/4":
+    56x56 is its input in ``layer1``) and every module merges at its finest branch, as the paper
+    merges "at the highest resolution". So the stem merges at 112x112 (``branches.2``: 3x3 conv to
+    ``64/alpha^2`` + 1x1 conv back to 64 at full resolution beside the two K = 2 stem paths), and
+    in ``layer1..3`` (input at resolution ``R``, ``C`` output channels, ``N`` blocks):
+
+    * ``branches.0`` (Big): AvgPool(3, 2, 1) then K = 2's Big-Branch (``N - 1`` blocks, first one
+      strided, ``C`` wide) at ``R/4``;
+    * ``branches.1``: K = 2's Little-Branch, ``C/alpha`` wide, ``max(1, N // beta - 1)`` blocks,
+      first one strided, at ``R/2``;
+    * ``branches.2``: as many blocks ``C/alpha^2`` wide at ``R`` (widths fall geometrically
+      between branches, as in bL-PYR's 256, 64, 16, 4);
+    * ``expansions.1/2``: 1x1 conv + BN to ``C``; the merge up-samples and adds; ``fusion`` is the
+      strided transition block (in ``layer3`` too, since its merge is one scale finer than
+      K = 2's; ``layer4`` is plain).
+
+    Measured: 4.84 GMACs, 27.33 M parameters. The parameters agree with Table 7 (+0.4 %), the
+    MACs do not (+24 %): the text fixes neither the widths nor the depths nor the strides of the
+    extra branch, and where this layout spends more than the paper's (every merge and transition
+    block one scale finer than K = 2's) cannot be recovered from it. The row is built to measure,
+    not to reproduce.
+    """
+
+    def __init__(self, alpha: int = 2, beta: int = 4, num_classes: int = 1000,
+                 upsample: str = "nearest") -> None:
+        super().__init__()
+        depths = _stage_depths(50)
+        stem = STAGE_WIDTHS[0]
+        merge = MergeConfig.vision(mode="add", resample_mode=upsample)
+        self.conv1, self.bn1 = _conv_bn(3, stem, 7, stride=2)
+        self.relu = nn.ReLU(inplace=True)
+        self.stem = MultiBranchModule(
+            [
+                _conv_bn_relu(stem, stem, 3, 2, relu=False),
+                nn.Sequential(_conv_bn_relu(stem, stem // alpha, 3),
+                              _conv_bn_relu(stem // alpha, stem // alpha, 3, 2),
+                              _conv_bn_relu(stem // alpha, stem, 1, relu=False)),
+                nn.Sequential(_conv_bn_relu(stem, stem // alpha ** 2, 3),
+                              _conv_bn_relu(stem // alpha ** 2, stem, 1, relu=False)),
+            ],
+            config=merge,
+            fusion=_conv_bn_relu(stem, stem, 1),
+        )
+        stages: List[nn.Module] = []
+        in_channels = stem
+        for index, blocks in enumerate(depths[:3]):
+            out = STAGE_WIDTHS[index] * Bottleneck.expansion
+            little_blocks = max(1, blocks // beta - 1)
+            stages.append(MultiBranchModule(
+                [
+                    nn.Sequential(nn.AvgPool2d(3, 2, 1),
+                                  make_stage(in_channels, out, blocks - 1, stride=2, last_relu=False)),
+                    make_stage(in_channels, out // alpha, little_blocks, stride=2),
+                    make_stage(in_channels, out // alpha ** 2, little_blocks, stride=1),
+                ],
+                [None, channel_matching(out // alpha, out), channel_matching(out // alpha ** 2, out)],
+                config=merge,
+                fusion=make_stage(out, out, 1, stride=2),
+            ))
+            in_channels = out
+        self.layer1, self.layer2, self.layer3 = stages
+        out = STAGE_WIDTHS[3] * Bottleneck.expansion
+        self.layer4 = make_stage(in_channels, out, depths[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(out, num_classes)
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` -> layer4 map ``(B, 2048, H/32, W/32)``."""
+        x = self.stem(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``."""
+        return self.fc(torch.flatten(self.avgpool(self.forward_features(x)), 1))
+
+
+def bl_resnet50_k3(num_classes: int = 1000, upsample: str = "nearest") -> BLNetThreeBranch:
+    """bL-ResNet-50 with three branches (K = 3, scales 1/4, 1/2, 1; alpha=2, beta=4), Table 7
+    (paper: 3.91 GMACs, 27.23 M; this layout: 4.84 / 27.33, see :class:`BLNetThreeBranch`)."""
+    return BLNetThreeBranch(num_classes=num_classes, upsample=upsample)

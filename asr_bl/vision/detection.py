@@ -48,6 +48,7 @@ __all__ = [
     "fasterrcnn_resnet101_fpn",
     "DetectorMacs",
     "count_detector_macs",
+    "DETECTORS",
 ]
 
 #: Output channels of every FPN level (torchvision's and the paper's FPN).
@@ -101,9 +102,11 @@ class BLNetFPN(nn.Module):
 
 
 def bl_resnet101_fpn_backbone(alpha: int = 2, beta: int = 4, upsample: str = "nearest") -> BLNetFPN:
-    """bL-ResNet-101 (alpha, beta) with an FPN on its C2..C5 maps (see the module docstring).
-    The classifier (``fc``) is built but never run."""
-    return BLNetFPN(BLNet(BLNetConfig(depth=101, alpha=alpha, beta=beta, upsample=upsample)))
+    """bL-ResNet-101 (alpha, beta) with an FPN on its C2..C5 maps (see the module docstring); the
+    classifier is dropped, as torchvision's ``resnet_fpn_backbone`` drops ResNet's."""
+    body = BLNet(BLNetConfig(depth=101, alpha=alpha, beta=beta, upsample=upsample))
+    body.avgpool, body.fc = nn.Identity(), nn.Identity()
+    return BLNetFPN(body)
 
 
 def fasterrcnn_bl_resnet101_fpn(num_classes: int = 91, alpha: int = 2, beta: int = 4,
@@ -192,3 +195,10 @@ def count_detector_macs(model: FasterRCNN, height: int, width: int, proposals: i
         else:
             raise RuntimeError(f"counted module {name!r} belongs to no part of the detector")
     return DetectorMacs(count=count, proposals=proposals, **parts)
+
+
+#: Detector name -> builder (keyword arguments as the builder's, all optional).
+DETECTORS = {
+    "fasterrcnn_resnet101_fpn": fasterrcnn_resnet101_fpn,
+    "fasterrcnn_bl_resnet101_fpn": fasterrcnn_bl_resnet101_fpn,
+}

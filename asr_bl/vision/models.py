@@ -49,6 +49,9 @@ __all__ = [
     "resnext101_64x4d",
     "seresnext50_32x4d",
     "seresnext101_32x4d",
+    "resnet50_lowres",
+    "resnet101_lowres",
+    "bl_resnet50_concat",
     "MODELS",
 ]
 
@@ -399,9 +402,30 @@ def bl_seresnext101_32x4d(alpha: int = 2, beta: int = 4, num_classes: int = 1000
     return _bl(101, 32, 4, True, alpha, beta, num_classes, upsample)
 
 
-def _plain(depth: int, groups: int, base_width: int, se: bool, num_classes: int) -> ResNet:
+def bl_resnet50_concat(alpha: int = 2, beta: int = 4, num_classes: int = 1000,
+                       upsample: str = "nearest") -> BLNet:
+    """bL-ResNet-50 merging by concatenation (Table 7, Appendix A.4: 2.01 GMACs, 20.57M params at
+    alpha=2, beta=4): Big-Branches ``C - C/alpha`` wide, Little-Branches ``C/alpha``, no 1x1
+    conv after the concatenation (see ``BLNetConfig.merge``)."""
+    return BLNet(BLNetConfig(depth=50, alpha=alpha, beta=beta, num_classes=num_classes,
+                             upsample=upsample, merge="concat"))
+
+
+def _plain(depth: int, groups: int, base_width: int, se: bool, num_classes: int,
+           lowres: bool = False) -> ResNet:
     return ResNet(ResNetConfig(depth=depth, groups=groups, base_width=base_width, se=se,
-                               num_classes=num_classes))
+                               num_classes=num_classes, lowres=lowres))
+
+
+def resnet50_lowres(num_classes: int = 1000) -> ResNet:
+    """ResNet-50-lowres (Table 6, Appendix A.3: 1.29 GMACs, 25.60M params): ResNet-50 working at
+    the Big-Branch's half resolution (see ``ResNetConfig.lowres``)."""
+    return _plain(50, 1, 64, False, num_classes, lowres=True)
+
+
+def resnet101_lowres(num_classes: int = 1000) -> ResNet:
+    """ResNet-101-lowres (Table 6, Appendix A.3: 2.22 GMACs, 44.57M params)."""
+    return _plain(101, 1, 64, False, num_classes, lowres=True)
 
 
 def resnet50(num_classes: int = 1000) -> ResNet:
@@ -462,11 +486,13 @@ def _registry() -> Dict[str, Callable[..., nn.Module]]:
         for alpha, beta in settings:
             models[f"{name}_a{alpha}_b{beta}"] = functools.partial(builder, alpha=alpha, beta=beta)
     for builder in (resnet50, resnet101, resnet152, resnext50_32x4d, resnext101_32x4d,
-                    resnext101_64x4d, seresnext50_32x4d, seresnext101_32x4d):
+                    resnext101_64x4d, seresnext50_32x4d, seresnext101_32x4d, resnet50_lowres,
+                    resnet101_lowres, bl_resnet50_concat):
         models[builder.__name__] = builder
     return models
 
 
 #: Model name -> builder callable (keyword arguments as the builder's, all optional). Holds the
-#: reference JSON's names (``bl_resnet50_a2_b4``, ...), the builders' own names and the baselines.
+#: reference JSON's names (``bl_resnet50_a2_b4``, ...), the builders' own names and the baselines;
+#: ``asr_bl.vision`` adds the builders of its other modules (Tables 7-9) when imported.
 MODELS: Dict[str, Callable[..., nn.Module]] = _registry()

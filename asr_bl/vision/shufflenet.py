@@ -47,6 +47,9 @@ __all__ = [
     "bl_shufflenet_v2_x1_0",
     "bl_shufflenet_v2_x1_5",
     "bl_shufflenet_v2_x2_0",
+    "shufflenet_v2_x1_0",
+    "shufflenet_v2_x1_5",
+    "shufflenet_v2_x2_0",
     "TABLE9",
 ]
 
@@ -226,3 +229,24 @@ def bl_shufflenet_v2_x2_0(num_classes: int = 1000, alpha: int = 2, beta: int = 2
                           upsample: str = "bilinear") -> BLShuffleNetV2:
     """bL-ShuffleNetV2 2x (Table 9: 590 MFLOPs at 256x256, 7.60 M params; alpha=2, beta=2)."""
     return BLShuffleNetV2(BLShuffleNetV2Config("2.0", alpha, beta, num_classes, upsample))
+
+
+def shufflenet_v2_x1_0(num_classes: int = 1000) -> nn.Module:
+    """torchvision's ShuffleNetV2 1x, untrained: Table 9's baseline (146 MFLOPs, 2.30 M)."""
+    import torchvision
+
+    return torchvision.models.shufflenet_v2_x1_0(weights=None, num_classes=num_classes)
+
+
+def shufflenet_v2_x1_5(num_classes: int = 1000) -> nn.Module:
+    """torchvision's ShuffleNetV2 1.5x, untrained: Table 9's baseline (299 MFLOPs, 3.51 M)."""
+    import torchvision
+
+    return torchvision.models.shufflenet_v2_x1_5(weights=None, num_classes=num_classes)
+
+
+def shufflenet_v2_x2_0(num_classes: int = 1000) -> nn.Module:
+    """torchvision's ShuffleNetV2 2x, untrained: Table 9's baseline (588 MFLOPs, 7.40 M)."""
+    import torchvision
+
+    return torchvision.models.shufflenet_v2_x2_0(weights=None, num_classes=num_classes)
