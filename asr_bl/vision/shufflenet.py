@@ -10,25 +10,29 @@ version beyond (alpha=2, beta=2) and three totals, so the one built here carries
   ``N - 1`` basic units at ``R``. As in bL-ResNet, where the stride of stage ``k + 1`` moves into
   the *transition layer* (``fusion``) of the bL-module of stage ``k``, stage 2 keeps its strided
   entry unit, and stages 2 and 3 then become bL-modules at ``R``: a Big-Branch of ``N - 1`` units
-  at ``R/2`` (its first unit strided), a Little-Branch of ``max(1, N // beta - 1)`` units at ``R``
-  with ``C/alpha`` channels (its first unit the two-branch form at stride 1, because the width
-  changes), ``little_e`` (1x1 conv + BN to ``C``), bilinear up-sampling of the Big output,
+  at ``R/2``, a Little-Branch of ``max(1, N // beta - 1)`` basic units at ``R`` on ``C/alpha``
+  channels, ``little_e`` (1x1 conv + BN to ``C``), bilinear up-sampling of the Big output,
   ReLU(big + little), and a strided ``fusion`` unit to the next stage's width: the next stage's
   entry unit, shared by both branches. ``stage4`` keeps its remaining ``N - 1`` basic units
   (plain, as ``layer4`` of bL-ResNet). Along the Big path every stage has its baseline's unit
   count, and every stage ends at the baseline's resolution (28, 14, 7 for a 224 input).
+* Nothing but ``little_e`` adds weights, as Table 9's parameter counts demand (the bL models have
+  only 0.03 M (1x) and 0.20 M (2x) more than their baselines): the Big-Branch's first unit
+  halves the resolution as a *strided basic unit* whose identity half is average-pooled
+  (:class:`ShuffleUnit` with stride 2 and equal widths; bL-ResNet's strided blocks likewise have
+  AvgPool shortcuts), and the Little-Branch takes its ``C/alpha`` channels by ShuffleNet's own
+  channel split (:class:`ChannelSplit`), not by a convolution.
 
-How it compares with Table 9 (``TABLE9`` holds the paper's figures; ``asr_bl-flops`` prints both):
-the Table's bL figures (150 / 298 / 590 MFLOPs) sit within 3-5 % of this layout counted at
-224x224 (142 / 290 / 572 MMACs), while at 256x256 it costs 186 / 378 / 746, about 25 % more. The
-paper's own convention for "@256" (Table 2: ``bL-SEResNeXt-101@256`` 5.33 GFLOPs = 4.08 x
-(256/224)^2) counts at 256, which would need a bL-ShuffleNetV2 at 224 of about 0.78x its
-baseline's MACs; nothing in the text says how the paper's layout got there with only 0.03 M
-(1x) and 0.20 M (2x) more parameters than the baseline. Its 1.5x row (4.80 M, 1.29 M more than
-the baseline's 3.51 M) cannot come from the layout of its 1x and 2x rows at another width: the
-parameters a bL layout adds scale with the square of the width, 0.03 M -> 0.20 M between 1x and
-2x, so about 0.1 M at 1.5x. These models are therefore the paper's idea on torchvision's
-ShuffleNetV2, not a reproduction of Table 9's exact figures; the tests pin the measured figures.
+How it compares with Table 9 (``TABLE9`` holds the paper's figures; ``asr_bl-flops
+vision-tables`` prints both). Parameters: 2.34 / 3.64 / 7.65 M against 2.33 / 4.80 / 7.60 (1x and
+2x within 0.7 %). The 1.5x row's 4.80 M (1.29 M over its baseline's 3.51 M) cannot come from the
+layout of the 1x and 2x rows at another width: what a bL layout adds scales with the square of
+the width, 0.03 M -> 0.20 M between 1x and 2x, so about 0.1 M at 1.5x. MACs: the paper's "@256"
+convention (Table 2: ``bL-SEResNeXt-101@256`` 5.33 GFLOPs = 4.08 x (256/224)^2) counts at 256x256,
+where this layout costs 161 / 324 / 643 MMACs against the printed 150 / 298 / 590 (+7.5 to +9 %);
+at 224x224 it costs 124 / 248 / 493, far below them, so the printed figures hold at 256. Which
+unit of the paper's layout is cheaper than ours the text does not say; these models are the
+paper's idea on torchvision's ShuffleNetV2 and the tests pin their measured figures.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
@@ -42,6 +46,7 @@ __all__ = [
     "SHUFFLENET_V2_CHANNELS",
     "STAGE_UNITS",
     "ShuffleUnit",
+    "ChannelSplit",
     "BLShuffleNetV2Config",
     "BLShuffleNetV2",
     "bl_shufflenet_v2_x1_0",
@@ -83,12 +88,13 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 class ShuffleUnit(nn.Module):
     """A ShuffleNetV2 unit: channel split + one 1x1 / depthwise 3x3 / 1x1 branch (basic unit), or
-    two branches on the whole input when it is strided or changes the channel count.
+    two branches on the whole input when it changes the channel count.
 
-    ``in_channels == out_channels`` with ``stride == 1`` is the basic unit; anything else uses the
-    two-branch (down-sampling) form, which here also serves a stride-1 change of width (the first
-    unit of a Little-Branch). ``out_channels`` must be even. Child names follow torchvision's
-    ``InvertedResidual`` (``branch1``, ``branch2``).
+    Equal widths make the basic unit; at stride 2 its identity half is average-pooled
+    (AvgPool(3, 2, 1)), a down-sampling without weights that torchvision's ShuffleNetV2 never
+    needs (its strided units all widen) and bL-ShuffleNetV2's Big-Branches use. A change of
+    width uses the two-branch (down-sampling) form, at stride 1 or 2. ``out_channels`` must be
+    even. Child names follow torchvision's ``InvertedResidual`` (``branch1``, ``branch2``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
@@ -98,10 +104,10 @@ class ShuffleUnit(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"ShuffleUnit stride must be 1 or 2, got {stride}")
         branch = out_channels // 2
-        self.split = stride == 1 and in_channels == out_channels
+        self.split = in_channels == out_channels
         branch_in = branch if self.split else in_channels
         if self.split:
-            self.branch1 = nn.Sequential()
+            self.branch1 = nn.Sequential() if stride == 1 else nn.AvgPool2d(3, 2, 1)
         else:
             self.branch1 = nn.Sequential(
                 nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
@@ -124,10 +130,26 @@ class ShuffleUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.split:
             keep, active = x.chunk(2, dim=1)
-            out = torch.cat((keep, self.branch2(active)), dim=1)
+            out = torch.cat((self.branch1(keep), self.branch2(active)), dim=1)
         else:
             out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
         return channel_shuffle(out, 2)
+
+
+class ChannelSplit(nn.Module):
+    """The first ``channels`` channels of a map (ShuffleNet's channel split; no weights)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] < self.channels:
+            raise ValueError(f"cannot split {self.channels} channels off a {x.shape[1]}-channel map")
+        return x[:, : self.channels]
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
 
 
 def _units(in_channels: int, out_channels: int, count: int, stride: int) -> nn.Sequential:
@@ -142,8 +164,8 @@ class BLShuffleNetV2Config:
 
     Attributes:
         width: ShuffleNetV2's width multiplier, ``"1.0"``, ``"1.5"`` or ``"2.0"``.
-        alpha: width reduction of the Little-Branch (the Little width ``C/alpha`` is rounded up
-            to an even number, which a ShuffleNet unit needs).
+        alpha: width reduction of the Little-Branch (the Little width ``C/alpha`` is rounded
+            down to an even number, which a ShuffleNet unit needs).
         beta: depth reduction of the Little-Branch.
         num_classes: classifier outputs.
         upsample: ``"bilinear"`` (the paper's text) or ``"nearest"``.
@@ -191,10 +213,13 @@ class BLShuffleNetV2(nn.Module):
         """The bL-module of a stage of ``units`` units at ``channels`` (input at the stage's
         resolution ``R``); its fusion is the next stage's strided entry unit."""
         cfg = self.config
-        little_channels = -(-channels // cfg.alpha)
-        little_channels += little_channels % 2
+        little_channels = channels // cfg.alpha
+        little_channels -= little_channels % 2
         big = _units(channels, channels, units - 1, stride=2)
-        little = _units(channels, little_channels, max(1, units // cfg.beta - 1), stride=1)
+        little = nn.Sequential(
+            ChannelSplit(little_channels),
+            *_units(little_channels, little_channels, max(1, units // cfg.beta - 1), stride=1),
+        )
         return BigLittleModule(
             big=big,
             little=little,
