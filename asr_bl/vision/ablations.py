@@ -1,5 +1,7 @@
-"""The merge ablations of bL-ResNet (Chen et al., ICLR 2019, Appendix A.4, Table 8): fewer merges
-(m = 2, 1) for bL-ResNet-50 and more (m = 7) for bL-ResNet-101, on the shared bL core.
+"""The ablations of bL-ResNet (Chen et al., ICLR 2019, Appendix A.4) on the shared bL core: fewer
+merges (m = 2, 1) for bL-ResNet-50 and more (m = 7) for bL-ResNet-101 (Table 8), and three
+branches for bL-ResNet-50 (K = 3, Table 7; :class:`BLNetThreeBranch`, at the end of this file).
+The concatenation merge of Table 7 is an option of ``BLNetConfig`` (``merge="concat"``).
 
 The default bL-ResNet merges four times (m = 4): after the bL stem and at the end of ``layer1``,
 ``layer2`` and ``layer3``, i.e. "before every change of feature size, except for the first stride
