@@ -33,14 +33,14 @@ Modules are named ``stem_*`` (as :class:`~asr_bl.vision.models.BLNet`), ``layer1
 ``fusion`` are kept in a :class:`SplitModule`), ``layer4`` and ``fc``.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
 
 from asr_bl.nn import BigLittleModule, MergeConfig, MultiBranchModule, channel_matching, merge_branches
 from asr_bl.vision.blocks import Bottleneck, make_stage
-from asr_bl.vision.models import SE_REDUCTION, STAGE_WIDTHS, _conv_bn, _init_weights, _stage_depths
+from asr_bl.vision.models import STAGE_WIDTHS, _conv_bn, _init_weights, _stage_depths
 
 __all__ = ["MergeLayoutConfig", "SplitModule", "BLNetMergeLayout", "BLNetThreeBranch", "bl_resnet50_m2",
            "bl_resnet50_m1", "bl_resnet50_k3", "TABLE7_K3",
@@ -129,7 +129,6 @@ class BLNetMergeLayout(nn.Module):
             self.l_conv2, self.bn_l2 = _conv_bn(little_stem, stem, 1)
         self.bl_init, self.bn_bl_init = _conv_bn(stem, stem, 1)
 
-        merged_input = self.stem_merged
         big_in, little_in = stem, stem if self.stem_merged else little_stem
         little_strided = False  # the Little path is at the stage's resolution after the stem
         for index in range(3):
@@ -150,7 +149,7 @@ class BLNetMergeLayout(nn.Module):
                         fusion=self._stage(out, out, 1, 2 if last and index < 2 else 1),
                     ))
                     big_in = little_in = out
-                little_strided, merged_input = False, True
+                little_strided = False
             else:
                 modules.append(SplitModule(
                     big=self._stage(big_in, out, depths[index] - 1, 2, last_relu=False),
@@ -159,7 +158,7 @@ class BLNetMergeLayout(nn.Module):
                     fusion=self._stage(out, out, 1, 1),
                 ))
                 big_in, little_in = out, little_out
-                little_strided, merged_input = True, False
+                little_strided = True
             setattr(self, f"layer{stage}", nn.ModuleList(modules))
         out = STAGE_WIDTHS[3] * Bottleneck.expansion
         self.layer4 = make_stage(big_in, out, depths[3], stride=2, shortcut_style="avgpool")
