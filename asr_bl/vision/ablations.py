@@ -28,7 +28,8 @@ reproduce Table 8 (the tests pin the deviations):
   GMACs; the parameters single one out: ``layer2`` as two bL-modules and ``layer3`` as three,
   44.44 M as in the paper ((1, 1, 4) gives 45.48 M, (2, 2, 2) 43.13 M, (2, 1, 3) 44.17 M).
 
-Modules are named ``stem_*`` (as :class:`~asr_bl.vision.models.BLNet`), ``layer1..3`` (each an
+The stem's modules are named as :class:`~asr_bl.vision.models.BLNet`'s (``conv1``, ``b_conv0``,
+``l_conv0..2``, ``bl_init``), then ``layer1..3`` (each an
 ``nn.ModuleList`` of bL-modules; for an unmerged module the children ``big``, ``little`` and
 ``fusion`` are kept in a :class:`SplitModule`), ``layer4`` and ``fc``.
 """
