@@ -7,7 +7,11 @@ interpolation are not counted (the paper's convention). Parameters are all of th
 parameters, the output layer included.
 
 Speech acoustic models (asr_bl.models) are measured per 49-frame window (input 3 x 64 x 49);
-vision models registered in asr_bl.vision.MODELS per image (default 3 x 224 x 224).
+vision models registered in asr_bl.vision.MODELS per image (default 3 x 224 x 224); the
+detectors of asr_bl.vision.DETECTORS (Table 10) per random image (default 600 x 1024) whose box
+head sees --proposals region proposals (default 300). 'vision-tables' prints every model of the
+paper's Tables 6-10 with the paper's figure beside ours (asr_bl.vision.tables; the four detector
+counts take a few minutes on a CPU, --skip-detection leaves them out).
 
 Examples:
   asr_bl-flops bl-resnet22-a4-b1
@@ -15,6 +19,8 @@ Examples:
   asr_bl-flops all                     # every speech preset next to the paper's Table 3
   asr_bl-flops bl_resnet50_a2_b4 --input-size 256
   asr_bl-flops bl-resnet22-a4-b1 --breakdown 3   # MACs per module, names cut to 3 components
+  asr_bl-flops vision-tables --skip-detection   # Tables 6-9 beside the paper
+  asr_bl-flops fasterrcnn_bl_resnet101_fpn --input-size 800x1344 --proposals 300
 """
 import argparse
 import importlib
@@ -31,6 +37,7 @@ from asr_bl.nn import count_macs
 COUNTER = "forward hooks on Conv/Linear layers (asr_bl.nn.count_macs)"
 SPEECH_INPUT = (64, WINDOW_FRAMES)
 VISION_INPUT = (224, 224)
+DETECTION_INPUT = (600, 1024)
 
 
 def vision_registry() -> Dict[str, Callable[..., nn.Module]]:
@@ -40,6 +47,59 @@ def vision_registry() -> Dict[str, Callable[..., nn.Module]]:
     except ImportError:
         return {}
     return dict(getattr(vision, "MODELS", {}) or {})
+
+
+def detector_registry() -> Dict[str, Callable[..., nn.Module]]:
+    """``asr_bl.vision.DETECTORS`` (name -> builder), imported only when needed."""
+    try:
+        vision = importlib.import_module("asr_bl.vision")
+    except ImportError:
+        return {}
+    return dict(getattr(vision, "DETECTORS", {}) or {})
+
+
+def measure_detector(name: str, input_size: Optional[Tuple[int, int]], proposals: int,
+                     num_classes: Optional[int] = None) -> Dict[str, object]:
+    """MACs of detector ``name`` on one random image, split by part (asr_bl.vision.detection)."""
+    from asr_bl.vision.detection import count_detector_macs
+
+    height, width = input_size or DETECTION_INPUT
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    torch.manual_seed(0)
+    macs = count_detector_macs(detector_registry()[name](**kwargs), height, width, proposals)
+    return {
+        "model": name, "kind": "detector", "input_size": [3, height, width], "proposals": proposals,
+        "gmacs": round(macs.total / 1e9, 6), "gmacs_without_rpn": round(macs.without_rpn / 1e9, 6),
+        "gmacs_by_part": {part: round(getattr(macs, part) / 1e9, 6)
+                          for part in ("backbone", "fpn", "rpn", "roi_heads")},
+        "macs": macs.total, "params_m": round(macs.count.params_m, 6), "params": macs.count.params,
+        "counter": COUNTER,
+    }
+
+
+def vision_table_rows(detectors: bool = True) -> List[Dict[str, object]]:
+    """Every model of the paper's Tables 6-10 with the paper's figures (asr_bl.vision.tables)."""
+    from asr_bl.vision.tables import measure_rows
+
+    return measure_rows(detectors=detectors)
+
+
+def print_vision_table(rows: Sequence[Dict[str, object]]) -> None:
+    print(f"{'table':8s} {'model':28s} {'input':>9s} {'GMACs':>8s} {'paper':>7s} {'dev%':>6s} "
+          f"{'params(M)':>9s} {'paper':>6s} {'dev%':>6s}  note")
+
+    def pct(value: object) -> str:
+        return "" if value is None else f"{float(value):+6.1f}"
+
+    for r in rows:
+        size = "x".join(str(v) for v in list(r["input_size"])[1:])
+        paper_params = "" if r["paper_params_m"] is None else f"{float(r['paper_params_m']):6.2f}"
+        note = str(r.get("note") or "")
+        if "gmacs_without_rpn" in r:
+            note = (f"{note}; {r['proposals']} proposals; without RPN head {float(r['gmacs_without_rpn']):.2f} "
+                    f"({pct(r['gmacs_without_rpn_dev_pct']).strip()}%), backbone {float(r['backbone_gmacs']):.2f}")
+        print(f"{r['table']:8s} {r['model']:28s} {size:>9s} {float(r['gmacs']):8.3f} {float(r['paper_gmacs']):7.3f} "
+              f"{pct(r['gmacs_dev_pct'])} {float(r['params_m']):9.2f} {paper_params:>6s} {pct(r['params_dev_pct'])}  {note}")
 
 
 def parse_input_size(text: str) -> Tuple[int, int]:
@@ -72,7 +132,7 @@ def measure(
     else:
         registry = vision_registry()
         if name not in registry:
-            known = sorted(PRESETS) + sorted(registry)
+            known = sorted(PRESETS) + sorted(registry) + sorted(detector_registry()) + ["all", "vision-tables"]
             raise KeyError(f"unknown model {name!r}; known models: {', '.join(known)}")
         if width != 1.0:
             raise ValueError(f"--width applies to speech models only, not to vision model {name!r}")
@@ -123,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "model",
-        help="a speech preset (" + ", ".join(PRESETS) + "), a vision model of asr_bl.vision.MODELS, "
-        "or 'all' for every speech preset next to Table 3",
+        help="a speech preset (" + ", ".join(PRESETS) + "), a vision model of asr_bl.vision.MODELS "
+        "or a detector of asr_bl.vision.DETECTORS, 'all' for every speech preset next to Table 3, "
+        "or 'vision-tables' for every model of the paper's Tables 6-10 next to the paper",
     )
     parser.add_argument(
         "--num-classes", type=int, default=None, help="output classes (speech default: 32000 CD states)"
@@ -145,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DEPTH",
         help="also list MACs per module, grouping names by their first DEPTH components (e.g. 3: body.layer1.big)",
     )
+    parser.add_argument(
+        "--proposals", type=int, default=300,
+        help="detectors: region proposals the box head sees (default 300, as Table 10)",
+    )
+    parser.add_argument(
+        "--skip-detection", action="store_true",
+        help="vision-tables: leave out the Table 10 detectors (minutes of CPU)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -158,7 +227,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.width <= 0:
         print(f"asr_bl-flops: --width must be positive, got {args.width}", file=sys.stderr)
         return 2
+    if args.proposals < 1:
+        print(f"asr_bl-flops: --proposals must be positive, got {args.proposals}", file=sys.stderr)
+        return 2
     try:
+        if args.model == "vision-tables":
+            rows = vision_table_rows(detectors=not args.skip_detection)
+            if args.json:
+                print(json.dumps(rows, indent=1))
+            else:
+                print_vision_table(rows)
+                print(f"(counted by {COUNTER}; the paper's FLOPs are multiply-accumulates)")
+            return 0
+        if args.model in detector_registry():
+            row = measure_detector(args.model, args.input_size, args.proposals, args.num_classes)
+            if args.json:
+                print(json.dumps(row))
+            else:
+                shape = "x".join(str(v) for v in row["input_size"])
+                print(f"{row['model']}: {row['gmacs']:.3f} GMACs per {shape} image with {row['proposals']} "
+                      f"proposals ({row['gmacs_without_rpn']:.3f} without the RPN head), {row['params_m']:.3f} M parameters")
+                for part, gmacs in row["gmacs_by_part"].items():
+                    print(f"  {part:12s} {gmacs:9.3f} GMACs")
+                print(f"(counted by {COUNTER})")
+            return 0
         if args.model == "all":
             rows = table3_rows(width=args.width, num_classes=args.num_classes)
             if args.json:
@@ -181,6 +273,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (KeyError, ValueError) as e:
         print(f"asr_bl-flops: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # e.g. a detector image too small for --proposals boxes
+        hint = "; use a larger --input-size or fewer --proposals" if args.model in detector_registry() else ""
+        print(f"asr_bl-flops: error: {args.model}: {e}{hint}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(row))
     else:

@@ -49,6 +49,9 @@ __all__ = [
     "resnext101_64x4d",
     "seresnext50_32x4d",
     "seresnext101_32x4d",
+    "resnet50_lowres",
+    "resnet101_lowres",
+    "bl_resnet50_concat",
     "MODELS",
 ]
 
@@ -95,6 +98,13 @@ class BLNetConfig:
         num_classes: classifier outputs.
         upsample: ``"nearest"`` (official code, needed for its checkpoints) or ``"bilinear"``
             (the paper's text).
+        merge: ``"add"`` (the paper's default: ``little_e`` widens the Little output to ``C``) or
+            ``"concat"`` (Table 7, Appendix A.4): the Big-Branch of every bL-module (stem
+            included) outputs ``C - C/alpha`` channels and the Little-Branch ``C/alpha``, so
+            their concatenation already has the ``C`` channels of the backbone and no 1x1 conv
+            (neither ``little_e`` nor a merge conv) is needed; that is the reading of "the number
+            of kernels in the Big-Branch would be only 1 - 1/alpha" that gives Table 7's 2.01
+            GMACs / 20.57 M.
     """
 
     depth: int = 50
@@ -105,6 +115,7 @@ class BLNetConfig:
     se: bool = False
     num_classes: int = 1000
     upsample: str = "nearest"
+    merge: str = "add"
 
     def __post_init__(self) -> None:
         _stage_depths(self.depth)
@@ -114,17 +125,31 @@ class BLNetConfig:
             raise ValueError(f"groups={self.groups} must be divisible by alpha={self.alpha}")
         if self.upsample not in ("nearest", "bilinear"):
             raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {self.upsample!r}")
+        if self.merge not in ("add", "concat"):
+            raise ValueError(f"merge must be 'add' or 'concat', got {self.merge!r}")
+        if self.merge == "concat" and self.alpha < 2:
+            raise ValueError("a concat merge needs alpha >= 2 (the Big-Branch keeps C - C/alpha channels)")
 
 
 @dataclass
 class ResNetConfig:
-    """Hyper-parameters of a plain (torchvision-layout) ResNet / ResNeXt / SE-ResNeXt."""
+    """Hyper-parameters of a plain (torchvision-layout) ResNet / ResNeXt / SE-ResNeXt.
+
+    Attributes:
+        lowres: the "-lowres" baseline of Table 6 (Appendix A.3): the network works at the
+            Big-Branch's half resolution. Its stem is the Big side of the bL stem (7x7/2 conv,
+            then ``b_conv0``, a 3x3/2 conv + BN + ReLU, in place of the max-pool) and stage 1 is
+            strided, so the four stages see 28, 14, 7 and 4 pixels at 224 input instead of 56,
+            28, 14 and 7. This reading reproduces Table 6 (1.29 / 2.22 GMACs, 25.60 / 44.57 M);
+            keeping the max-pool as well would give 1.18 GMACs, feeding a 112x112 image 1.02.
+    """
 
     depth: int = 50
     groups: int = 1
     base_width: int = 64
     se: bool = False
     num_classes: int = 1000
+    lowres: bool = False
 
     def __post_init__(self) -> None:
         _stage_depths(self.depth, plain=True)
@@ -164,14 +189,18 @@ class BLNet(nn.Module):
         depths = _stage_depths(config.depth)
         stem = STAGE_WIDTHS[0]
         little_stem = stem // config.alpha
+        concat = config.merge == "concat"
         self.conv1, self.bn1 = _conv_bn(3, stem, 7, stride=2)
         self.relu = nn.ReLU(inplace=True)
         # bL stem: replaces ResNet's max-pool with a strided Big conv and a Little path that
         # looks at the full 112x112 map with fewer channels.
-        self.b_conv0, self.bn_b0 = _conv_bn(stem, stem, 3, stride=2)
+        self.b_conv0, self.bn_b0 = _conv_bn(stem, stem - little_stem if concat else stem, 3, stride=2)
         self.l_conv0, self.bn_l0 = _conv_bn(stem, little_stem, 3)
         self.l_conv1, self.bn_l1 = _conv_bn(little_stem, little_stem, 3, stride=2)
-        self.l_conv2, self.bn_l2 = _conv_bn(little_stem, stem, 1)
+        if concat:  # concatenated, the two stem outputs already have ``stem`` channels
+            self.l_conv2 = self.bn_l2 = None
+        else:
+            self.l_conv2, self.bn_l2 = _conv_bn(little_stem, stem, 1)
         self.bl_init, self.bn_bl_init = _conv_bn(stem, stem, 1)
 
         in_channels = stem
@@ -201,9 +230,11 @@ class BLNet(nn.Module):
     def _bl_stage(self, in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.Module:
         cfg = self.config
         se = SE_REDUCTION if cfg.se else 0
+        little_channels = out_channels // cfg.alpha
+        concat = cfg.merge == "concat"
         big = make_stage(
             in_channels,
-            out_channels,
+            out_channels - little_channels if concat else out_channels,
             blocks - 1,
             stride=2,
             groups=cfg.groups,
@@ -212,7 +243,6 @@ class BLNet(nn.Module):
             shortcut_style="avgpool",
             last_relu=False,  # the merge applies ReLU(big + little)
         )
-        little_channels = out_channels // cfg.alpha
         resnext = cfg.groups > 1
         little = make_stage(
             in_channels,
@@ -235,12 +265,14 @@ class BLNet(nn.Module):
             shortcut_style="avgpool",
         )
         # The shared bL core: ReLU(up(big) + little_e(little)), Big up-sampled to the Little
-        # map's exact size (so odd input sizes agree too), then the fusion bottleneck.
+        # map's exact size (so odd input sizes agree too), then the fusion bottleneck. A concat
+        # merge needs no 1x1 conv (the channels add up to C): its merge_conv is the identity.
         return BigLittleModule(
             big=big,
             little=little,
-            little_e=channel_matching(little_channels, out_channels),
-            config=MergeConfig.vision(mode="add", resample_mode=cfg.upsample),
+            little_e=None if concat else channel_matching(little_channels, out_channels),
+            config=MergeConfig.vision(mode=cfg.merge, resample_mode=cfg.upsample),
+            merge_conv=nn.Identity() if concat else None,
             fusion=fusion,
         )
 
@@ -250,8 +282,10 @@ class BLNet(nn.Module):
         big = self.bn_b0(self.b_conv0(x))
         little = self.relu(self.bn_l0(self.l_conv0(x)))
         little = self.relu(self.bn_l1(self.l_conv1(little)))
-        little = self.bn_l2(self.l_conv2(little))
-        x = self.relu(big + little)
+        if self.l_conv2 is None:
+            x = self.relu(torch.cat([big, little], dim=1))
+        else:
+            x = self.relu(big + self.bn_l2(self.l_conv2(little)))
         x = self.relu(self.bn_bl_init(self.bl_init(x)))
         x = self.layer1(x)
         x = self.layer2(x)
@@ -272,7 +306,11 @@ class ResNet(nn.Module):
         depths = _stage_depths(config.depth, plain=True)
         self.conv1, self.bn1 = _conv_bn(3, STAGE_WIDTHS[0], 7, stride=2)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        if config.lowres:  # Table 6: the bL stem's Big side in place of the max-pool
+            self.maxpool = None
+            self.b_conv0, self.bn_b0 = _conv_bn(STAGE_WIDTHS[0], STAGE_WIDTHS[0], 3, stride=2)
+        else:
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         in_channels = STAGE_WIDTHS[0]
         stages: List[nn.Module] = []
         for index, blocks in enumerate(depths):
@@ -282,7 +320,7 @@ class ResNet(nn.Module):
                     in_channels,
                     out_channels,
                     blocks,
-                    stride=1 if index == 0 else 2,
+                    stride=1 if index == 0 and not config.lowres else 2,
                     groups=config.groups,
                     base_width=config.base_width,
                     se_reduction=SE_REDUCTION if config.se else 0,
@@ -297,7 +335,8 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` -> layer4 feature map ``(B, 2048, H/32, W/32)``."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn_b0(self.b_conv0(x))) if self.maxpool is None else self.maxpool(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -363,9 +402,30 @@ def bl_seresnext101_32x4d(alpha: int = 2, beta: int = 4, num_classes: int = 1000
     return _bl(101, 32, 4, True, alpha, beta, num_classes, upsample)
 
 
-def _plain(depth: int, groups: int, base_width: int, se: bool, num_classes: int) -> ResNet:
+def bl_resnet50_concat(alpha: int = 2, beta: int = 4, num_classes: int = 1000,
+                       upsample: str = "nearest") -> BLNet:
+    """bL-ResNet-50 merging by concatenation (Table 7, Appendix A.4: 2.01 GMACs, 20.57M params at
+    alpha=2, beta=4): Big-Branches ``C - C/alpha`` wide, Little-Branches ``C/alpha``, no 1x1
+    conv after the concatenation (see ``BLNetConfig.merge``)."""
+    return BLNet(BLNetConfig(depth=50, alpha=alpha, beta=beta, num_classes=num_classes,
+                             upsample=upsample, merge="concat"))
+
+
+def _plain(depth: int, groups: int, base_width: int, se: bool, num_classes: int,
+           lowres: bool = False) -> ResNet:
     return ResNet(ResNetConfig(depth=depth, groups=groups, base_width=base_width, se=se,
-                               num_classes=num_classes))
+                               num_classes=num_classes, lowres=lowres))
+
+
+def resnet50_lowres(num_classes: int = 1000) -> ResNet:
+    """ResNet-50-lowres (Table 6, Appendix A.3: 1.29 GMACs, 25.60M params): ResNet-50 working at
+    the Big-Branch's half resolution (see ``ResNetConfig.lowres``)."""
+    return _plain(50, 1, 64, False, num_classes, lowres=True)
+
+
+def resnet101_lowres(num_classes: int = 1000) -> ResNet:
+    """ResNet-101-lowres (Table 6, Appendix A.3: 2.22 GMACs, 44.57M params)."""
+    return _plain(101, 1, 64, False, num_classes, lowres=True)
 
 
 def resnet50(num_classes: int = 1000) -> ResNet:
@@ -426,11 +486,13 @@ def _registry() -> Dict[str, Callable[..., nn.Module]]:
         for alpha, beta in settings:
             models[f"{name}_a{alpha}_b{beta}"] = functools.partial(builder, alpha=alpha, beta=beta)
     for builder in (resnet50, resnet101, resnet152, resnext50_32x4d, resnext101_32x4d,
-                    resnext101_64x4d, seresnext50_32x4d, seresnext101_32x4d):
+                    resnext101_64x4d, seresnext50_32x4d, seresnext101_32x4d, resnet50_lowres,
+                    resnet101_lowres, bl_resnet50_concat):
         models[builder.__name__] = builder
     return models
 
 
 #: Model name -> builder callable (keyword arguments as the builder's, all optional). Holds the
-#: reference JSON's names (``bl_resnet50_a2_b4``, ...), the builders' own names and the baselines.
+#: reference JSON's names (``bl_resnet50_a2_b4``, ...), the builders' own names and the baselines;
+#: ``asr_bl.vision`` adds the builders of its other modules (Tables 7-9) when imported.
 MODELS: Dict[str, Callable[..., nn.Module]] = _registry()
