@@ -245,8 +245,20 @@ def test_prepare_cli(swbd_tree, eval2000_tree, sph2pipe_on_path, tmp_path, capsy
     args = ["--swbd", str(audio), "--swbd-text", str(trans), "--eval2000", str(eval2000_tree),
             "--fisher", "", "--fisher-text", "", "--eval2000-text", "", "--out-dir", str(out), "--num-dev", "2"]
     assert main(args) == 0
-    assert len(list(out.glob("swbd_*_*.jsonl.gz"))) == 8
-    assert main(args) == 0 and "already complete" in capsys.readouterr().out
+    manifests = sorted(out.glob("swbd_*_*.jsonl.gz"))
+    assert len(manifests) == 8
+    mtimes = [p.stat().st_mtime_ns for p in manifests]
+    capsys.readouterr()
+    # A second run skips (the stage record matches) and leaves every manifest untouched.
+    assert main(args) == 0 and "prepare swbd: skipping" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in manifests] == mtimes
+    # --force redoes it; the same content is not rewritten either (deterministic gzip).
+    assert main(args + ["--force"]) == 0 and "redoing (--force)" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in manifests] == mtimes
+    # Other settings: redone, the reason logged, and the dev manifest (one utterance more) rewritten.
+    assert main(args[:-1] + ["3"]) == 0
+    assert "arguments changed (config: " in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in manifests] != mtimes
     # A wrong directory: the documented error, exit code 2, nothing written.
     assert main(["--swbd", str(tmp_path / "missing"), "--swbd-text", str(trans), "--out-dir", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err

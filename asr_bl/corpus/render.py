@@ -16,6 +16,7 @@ import soundfile as sf
 
 from asr_bl.corpus import channel as ch
 from asr_bl.corpus.engines import Synthesizer, Voice
+from asr_bl.io import atomic_path, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -197,9 +198,8 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     # 7. Write audio, then the sidecar (its presence marks completion).
     path = audio_path(out_dir, plan)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.flac"
-    sf.write(tmp, mixed.T, rate, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), mixed.T, rate, subtype="PCM_16", format="FLAC")
 
     supervisions = []
     for n, (start, (i, dry, _, snr)) in enumerate(zip(starts, utterances)):
@@ -230,8 +230,5 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
             "clipped": [bool(c) for c in use_clip],
         },
     }
-    side_tmp = sidecar_path(out_dir, plan) + ".tmp"
-    with open(side_tmp, "w") as f:
-        json.dump(record, f)
-    os.replace(side_tmp, sidecar_path(out_dir, plan))
+    write_text(sidecar_path(out_dir, plan), json.dumps(record))
     return record
