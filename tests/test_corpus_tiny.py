@@ -85,7 +85,8 @@ def test_audio_is_8khz_telephone_two_sides(corpus):
         assert rec.sampling_rate == 8000 and rec.num_channels == 2
         info = sf.info(rec.sources[0].source)
         assert (info.samplerate, info.channels, info.frames) == (8000, 2, rec.num_samples)
-    cuts = CutSet.from_manifests(recordings=recs, supervisions=sups).trim_to_supervisions(keep_overlapping=False).to_eager()
+    cuts = CutSet.from_manifests(recordings=recs, supervisions=sups)
+    cuts = cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
     louder_own_side = 0
     for cut in cuts:
         audio = cut.load_audio()

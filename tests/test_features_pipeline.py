@@ -103,7 +103,7 @@ def test_cmvn_is_per_conversation_side(tiny_cuts, tmp_path, mode):
     by_side = {}
     for cut, x in zip(cuts, normalised):
         by_side.setdefault(side_key(cut), []).append(x)
-    for key, xs in by_side.items():
+    for xs in by_side.values():
         frames = np.concatenate(xs)
         np.testing.assert_allclose(frames.mean(axis=0), 0.0, atol=0.03)  # lilcom-level error
         if mode == "meanvar":

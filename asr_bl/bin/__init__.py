@@ -32,7 +32,8 @@ def add_force(parser: argparse.ArgumentParser, what: str = "its outputs are comp
     parser.add_argument("--force", action="store_true", help=f"redo the work even if {what}")
 
 
-def add_num_jobs(parser: argparse.ArgumentParser, default: int = DEFAULT_NUM_JOBS, what: str = "worker processes") -> None:
+def add_num_jobs(parser: argparse.ArgumentParser, default: int = DEFAULT_NUM_JOBS,
+                 what: str = "worker processes") -> None:
     parser.add_argument("--num-jobs", type=_positive_int, default=default, help=f"{what} (default: %(default)s)")
 
 

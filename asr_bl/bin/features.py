@@ -34,11 +34,14 @@ def get_parser() -> argparse.ArgumentParser:
     defaults = FbankConfig()
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  asr_bl-features --manifest-dir data/manifests --prefix synth --out-dir data/fbank --num-jobs 2",
+        epilog="example:\n  asr_bl-features --manifest-dir data/manifests --prefix synth --out-dir data/fbank "
+               "--num-jobs 2",
     )
-    parser.add_argument("--manifest-dir", type=Path, default=Path("data/manifests"), help="input manifests (default: %(default)s)")
+    parser.add_argument("--manifest-dir", type=Path, default=Path("data/manifests"),
+                        help="input manifests (default: %(default)s)")
     parser.add_argument("--prefix", default="synth", help="corpus name prefix of the manifests (default: %(default)s)")
-    parser.add_argument("--out-dir", type=Path, default=Path("data/fbank"), help="output directory (default: %(default)s)")
+    parser.add_argument("--out-dir", type=Path, default=Path("data/fbank"),
+                        help="output directory (default: %(default)s)")
     parser.add_argument("--parts", nargs="+", default=None, choices=PARTS,
                         help="parts to process (default: every part whose manifests exist)")
     add_num_jobs(parser, what="parallel extraction processes")

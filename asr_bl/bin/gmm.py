@@ -90,8 +90,10 @@ def get_parser() -> argparse.ArgumentParser:
             "stages (the recipe's 2-5):\n"
             "  asr_bl-gmm prepare-lang --lexicon data/lexicon.txt --out-dir data/lang\n"
             "  asr_bl-gmm train-mono --cuts data/fbank/synth_cuts_train.jsonl.gz --lang data/lang --out-dir exp/mono\n"
-            "  asr_bl-gmm train-tri --cuts ... --lang data/lang --ali-dir exp/mono --num-leaves 1000 --out-dir exp/tri1\n"
-            "  asr_bl-gmm train-tri --cuts ... --lang data/lang --ali-dir exp/tri1 --num-leaves 2000 --out-dir exp/tri2\n"
+            "  asr_bl-gmm train-tri --cuts ... --lang data/lang --ali-dir exp/mono --num-leaves 1000 \\\n"
+            "      --out-dir exp/tri1\n"
+            "  asr_bl-gmm train-tri --cuts ... --lang data/lang --ali-dir exp/tri1 --num-leaves 2000 \\\n"
+            "      --out-dir exp/tri2\n"
             "  asr_bl-gmm align --cuts ... --lang data/lang --model-dir exp/tri2 --out-dir exp/tri2_ali\n"
             "outputs of align: <out-dir>/<cuts name> (cuts with pdf_ali/phone_ali), pdf_counts, num_pdfs,\n"
             "pdf_ali.ark.txt, phone_ali.ark.txt, ali.ark.txt, phones.ctm, failures.txt, final.mdl, tree.\n"
@@ -131,7 +133,8 @@ def get_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_schedule(p, tri)
     p.add_argument("--ali-dir", required=True, help="directory of the previous model (final.mdl, ali.ark.txt)")
-    p.add_argument("--num-leaves", type=int, default=tri.tree.num_leaves, help="number of tied states (pdfs) of the tree")
+    p.add_argument("--num-leaves", type=int, default=tri.tree.num_leaves,
+                   help="number of tied states (pdfs) of the tree")
     p.add_argument("--total-gauss", type=int, default=0,
                    help="Gaussians in total at the end (0: 5 x num-leaves, Kaldi's ratio)")
     p.add_argument("--min-leaf-count", type=float, default=tri.tree.min_leaf_count, help="minimum frames per tree leaf")

@@ -47,16 +47,19 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--swbd", type=Path, required=True, help="Switchboard-1 audio (LDC97S62) directory")
     parser.add_argument("--swbd-text", type=optional_path, default=None, help="MS98 transcript directory")
-    parser.add_argument("--fisher", type=optional_path, default=None, help="directory holding the Fisher audio packages")
-    parser.add_argument("--fisher-text", type=optional_path, default=None, help="directory holding the Fisher transcript packages")
-    parser.add_argument("--eval2000", type=optional_path, default=None, help="directory holding LDC2002S09 (Hub5'00 audio)")
-    parser.add_argument("--eval2000-text", type=optional_path, default=None, help="directory holding LDC2002T43 (references)")
-    parser.add_argument("--out-dir", type=Path, default=Path("data/manifests"), help="where manifests go (default: %(default)s)")
+    for flag, what in (("--fisher", "directory holding the Fisher audio packages"),
+                       ("--fisher-text", "directory holding the Fisher transcript packages"),
+                       ("--eval2000", "directory holding LDC2002S09 (Hub5'00 audio)"),
+                       ("--eval2000-text", "directory holding LDC2002T43 (references)")):
+        parser.add_argument(flag, type=optional_path, default=None, help=what)
+    parser.add_argument("--out-dir", type=Path, default=Path("data/manifests"),
+                        help="where manifests go (default: %(default)s)")
     parser.add_argument("--corpus", default="swbd", help="manifest name prefix (default: %(default)s)")
     parser.add_argument("--num-dev", type=int, default=defaults.num_dev,
                         help="SWB utterances held out as dev, Kaldi-style (default: %(default)s)")
     parser.add_argument("--max-duplicates", type=int, default=defaults.max_duplicates,
-                        help="keep at most this many utterances per identical transcript in train (default: %(default)s)")
+                        help="keep at most this many utterances per identical transcript in train "
+                             "(default: %(default)s)")
     parser.add_argument("--acronyms", choices=["letters", "join"], default=defaults.text.acronyms,
                         help="acronyms as single letters 'i b m' or one token 'i_b_m' (default: %(default)s)")
     add_num_jobs(parser, what="parallel audio probes (sph2pipe processes)")

@@ -472,7 +472,8 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
         ids = {v["voice_id"] for c in plan["conversations"] if c["split"] == part for v in c["voices"]}
         counts: Dict[str, int] = {}
         for i in sorted(ids):
-            key = voices[i]["engine"] if voices[i]["engine"] == "espeak" else f"{voices[i]['engine']}:{voices[i]['base_voice']}"
+            v = voices[i]
+            key = v["engine"] if v["engine"] == "espeak" else f"{v['engine']}:{v['base_voice']}"
             counts[key] = counts.get(key, 0) + 1
         speakers_by_engine[part] = counts
     return {

@@ -122,7 +122,8 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     floor_db = rng.uniform(*config.noise_floor_db, size=2)
     crosstalk_db = rng.uniform(*config.crosstalk_db, size=2)
     band = [
-        (config.band_hz[0] + rng.uniform(*config.band_jitter_hz), config.band_hz[1] - rng.uniform(*config.band_jitter_hz))
+        (config.band_hz[0] + rng.uniform(*config.band_jitter_hz),
+         config.band_hz[1] - rng.uniform(*config.band_jitter_hz))
         for _ in range(2)
     ]
     use_mulaw = rng.random(2) < config.mulaw_prob
@@ -148,7 +149,7 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     starts: List[int] = []
     last_end = [0, 0]
     cursor = int(rng.uniform(0.3, 1.0) * rate)
-    for k, (i, dry, wet, _) in enumerate(utterances):
+    for k, (i, dry, _wet, _) in enumerate(utterances):
         side = plan.turns[i].side
         if k > 0 and plan.turns[utterances[k - 1][0]].side != side and rng.random() < 0.15:
             gap = -rng.uniform(0.1, 0.5)  # barge-in over the other side's last words

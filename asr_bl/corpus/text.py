@@ -234,7 +234,8 @@ def _wordnet_texts(root: str = "/usr/share/wordnet") -> List[str]:
     return texts
 
 
-def source_sentences(lexicon: Dict[str, List[Tuple[str, ...]]], min_words: int = 2, max_words: int = 25) -> Tuple[List[str], List[str]]:
+def source_sentences(lexicon: Dict[str, List[Tuple[str, ...]]], min_words: int = 2,
+                     max_words: int = 25) -> Tuple[List[str], List[str]]:
     """Normalised, in-vocabulary, de-duplicated source sentences, and the names of the sources used."""
     seen = set()
     sentences: List[str] = []

@@ -194,7 +194,8 @@ def check_eval2000_layout(corpus_dir: Path, text_dir: Optional[Path] = None) -> 
     return audio
 
 
-def _normalise_training(supervisions: Iterable[SupervisionSegment], config: TrainingTextConfig) -> List[SupervisionSegment]:
+def _normalise_training(supervisions: Iterable[SupervisionSegment],
+                        config: TrainingTextConfig) -> List[SupervisionSegment]:
     kept = []
     for sup in supervisions:
         text = normalize_training_text(sup.text or "", config)
