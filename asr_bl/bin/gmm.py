@@ -248,18 +248,18 @@ def cmd_prepare_lang(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_stage(out_dir: Path, result: Any, lang: Any, extra_log: Dict[str, Any]) -> Dict[str, Any]:
+def _finish_training(out_dir: Path, result: Any, stage: Stage, extra_log: Dict[str, Any],
+                     summary_keys: Tuple[str, ...] = ("timings",)) -> int:
+    """Write a training stage's outputs (final.mdl, tree, ali.ark.txt, failures.txt, log.json), then its record."""
     from asr_bl.hmm.export import write_int_ark
 
     out_dir.mkdir(parents=True, exist_ok=True)
     result.model.save(out_dir / "final.mdl")
     write_int_ark(out_dir / "ali.ark.txt", result.alignments)
     write_if_changed(out_dir / "failures.txt", "".join(f"{k} {v}\n" for k, v in sorted(result.failures.items())))
-    log = dict(extra_log)
-    log["iterations"] = result.log
-    write_json(out_dir / "log.json", log, indent=1, default=str)
+    write_json(out_dir / "log.json", dict(extra_log, iterations=result.log), indent=1, default=str)
     final_like = [e for e in result.log if e.get("iter") == "final_align"]
-    return {
+    summary = {
         "num_pdfs": result.model.num_pdfs,
         "num_gauss": result.model.am.num_gauss,
         "aligned": len(result.alignments),
@@ -267,6 +267,10 @@ def _write_stage(out_dir: Path, result: Any, lang: Any, extra_log: Dict[str, Any
         "final_align_like_per_frame": final_like[-1]["align_like_per_frame"] if final_like else None,
         "final_acoustic_loglike_per_frame": extra_log.get("final_acoustic_loglike_per_frame"),
     }
+    summary.update({k: extra_log[k] for k in summary_keys})
+    stage.finish(outputs=_outputs(out_dir), summary=summary)
+    print(json.dumps(summary, indent=1))
+    return 0
 
 
 def cmd_train_mono(args: argparse.Namespace, stage: Stage) -> int:
@@ -294,14 +298,10 @@ def cmd_train_mono(args: argparse.Namespace, stage: Stage) -> int:
         ali, failures, ll = align_with_model(utts, lang, result.model, cfg.align, num_jobs=args.num_jobs)
         timings["align_all_s"] = time.time() - t2
         result = TrainResult(result.model, ali, failures, result.log)
-    summary = _write_stage(out_dir, result, lang, {
+    return _finish_training(out_dir, result, stage, {
         "timings": timings, "train_utterances": len(train_utts), "utterances": len(utts),
         "final_acoustic_loglike_per_frame": ll,
     })
-    summary["timings"] = timings
-    stage.finish(outputs=_outputs(out_dir), summary=summary)
-    print(json.dumps(summary, indent=1))
-    return 0
 
 
 def cmd_train_tri(args: argparse.Namespace, stage: Stage) -> int:
@@ -339,15 +339,10 @@ def cmd_train_tri(args: argparse.Namespace, stage: Stage) -> int:
     result, tree_summary = train_tri(utts, lang, prev, prev_ali, cfg, num_jobs=args.num_jobs)
     timings["train_s"] = time.time() - t1
     ll = result.final_loglike_per_frame
-    summary = _write_stage(out_dir, result, lang, {
+    return _finish_training(out_dir, result, stage, {
         "timings": timings, "tree": tree_summary, "utterances": len(utts),
         "final_acoustic_loglike_per_frame": ll,
-    })
-    summary["tree"] = tree_summary
-    summary["timings"] = timings
-    stage.finish(outputs=_outputs(out_dir), summary=summary)
-    print(json.dumps(summary, indent=1))
-    return 0
+    }, summary_keys=("tree", "timings"))
 
 
 def cmd_align(args: argparse.Namespace, stage: Stage) -> int:
