@@ -66,16 +66,23 @@ class _StdoutHandler(logging.StreamHandler):
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """INFO (DEBUG with ``verbose``) from ``asr_bl.*`` to the current stdout; other libraries' warnings to stderr."""
+    """INFO (DEBUG with ``verbose``) from ``asr_bl.*`` to the current stdout, once; warnings (ours and other
+    libraries') to stderr."""
     logger = logging.getLogger("asr_bl")
     for h in list(logger.handlers):
         if isinstance(h, _StdoutHandler):
             logger.removeHandler(h)
     handler = _StdoutHandler()
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.addFilter(lambda record: record.levelno < logging.WARNING)  # warnings: the root's stderr handler
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.basicConfig(level=logging.WARNING, format=_LOG_FORMAT)
+    root = logging.getLogger()
+    if not root.handlers:  # (in-process callers such as pytest bring their own)
+        errors = logging.StreamHandler(sys.stderr)
+        errors.setLevel(logging.WARNING)  # asr_bl's INFO lines propagate here too: print them once, above
+        errors.setFormatter(logging.Formatter(_LOG_FORMAT))
+        root.addHandler(errors)
 
 
 def run_tool(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
