@@ -38,7 +38,8 @@ def test_spell_numbers():
 def test_normalize_text():
     assert normalize_text("Who was the 37th President?") == "who was the thirty seventh president"
     assert normalize_text("It's $5, 20% & more!") == "it's five dollars twenty percent and more"
-    assert normalize_text("In 1963, 1,500 people came.") == "in nineteen sixty three one thousand five hundred people came"
+    assert normalize_text("In 1963, 1,500 people came.") == (
+        "in nineteen sixty three one thousand five hundred people came")
     assert normalize_text("Twenty-one 'quoted' words") == "twenty one quoted words"
     assert normalize_text("3.5 miles") == "three point five miles"
     assert normalize_text("...!?") == ""

@@ -18,6 +18,7 @@ from lhotse.qa import validate_recordings_and_supervisions
 
 from asr_bl.corpus.build import PARTS, SIZES, build_corpus, plan_corpus
 from asr_bl.corpus.engines import EngineMissingError, available_engines
+from asr_bl.io import temp_name
 
 ARPABET = set(
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH".split()
@@ -85,7 +86,8 @@ def test_audio_is_8khz_telephone_two_sides(corpus):
         assert rec.sampling_rate == 8000 and rec.num_channels == 2
         info = sf.info(rec.sources[0].source)
         assert (info.samplerate, info.channels, info.frames) == (8000, 2, rec.num_samples)
-    cuts = CutSet.from_manifests(recordings=recs, supervisions=sups).trim_to_supervisions(keep_overlapping=False).to_eager()
+    cuts = CutSet.from_manifests(recordings=recs, supervisions=sups)
+    cuts = cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
     louder_own_side = 0
     for cut in cuts:
         audio = cut.load_audio()
@@ -192,8 +194,8 @@ def test_resume_after_interruption(corpus_again):
     flac = recs[0].sources[0].source
     os.remove(flac)
     os.remove(flac[: -len(".flac")] + ".json")
-    with open(flac + ".tmp.flac", "wb") as f:
-        f.write(b"half-written")  # what a killed run leaves behind
+    with open(temp_name(flac), "wb") as f:
+        f.write(b"half-written")  # what a killed run leaves behind (asr_bl.io's temporary name)
     summary = build_corpus(out, size="tiny", seed=0, num_jobs=1)
     assert summary["build"]["conversations_rendered"] == 1
     assert summary["build"]["conversations_resumed"] == sum(p["conversations"] for p in summary["parts"].values()) - 1

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr_bl.data import sphere
 from asr_bl.data.ldc import (
     LdcLayoutError,
     LdcPrepConfig,
@@ -21,7 +22,6 @@ from asr_bl.data.ldc import (
     prepare_switchboard,
     remove_duplicates,
 )
-from asr_bl.data import sphere
 from asr_bl.data.sphere import read_sphere_header
 
 SR = 8000
@@ -81,7 +81,8 @@ def fisher_tree(tmp_path):
     root = tmp_path / "fisher"
     for part, (audio_id, trans_id) in enumerate([("LDC2004S13", "LDC2004T19"), ("LDC2005S13", "LDC2005T19")]):
         call = f"{part * 6000 + 1:05d}"
-        write_sph(root / audio_id / f"fe_03_p{part + 1}_sph1" / "audio" / "000" / f"fe_03_{call}.sph", 6.0, seed=10 + part)
+        sph = root / audio_id / f"fe_03_p{part + 1}_sph1" / "audio" / "000" / f"fe_03_{call}.sph"
+        write_sph(sph, 6.0, seed=10 + part)
         t = root / trans_id / "data" / "trans" / "000" / f"fe_03_{call}.txt"
         t.parent.mkdir(parents=True)
         t.write_text(
@@ -245,10 +246,23 @@ def test_prepare_cli(swbd_tree, eval2000_tree, sph2pipe_on_path, tmp_path, capsy
     args = ["--swbd", str(audio), "--swbd-text", str(trans), "--eval2000", str(eval2000_tree),
             "--fisher", "", "--fisher-text", "", "--eval2000-text", "", "--out-dir", str(out), "--num-dev", "2"]
     assert main(args) == 0
-    assert len(list(out.glob("swbd_*_*.jsonl.gz"))) == 8
-    assert main(args) == 0 and "already complete" in capsys.readouterr().out
+    manifests = sorted(out.glob("swbd_*_*.jsonl.gz"))
+    assert len(manifests) == 8
+    mtimes = [p.stat().st_mtime_ns for p in manifests]
+    capsys.readouterr()
+    # A second run skips (the stage record matches) and leaves every manifest untouched.
+    assert main(args) == 0 and "prepare swbd: skipping" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in manifests] == mtimes
+    # --force redoes it; the same content is not rewritten either (deterministic gzip).
+    assert main(args + ["--force"]) == 0 and "redoing (--force)" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in manifests] == mtimes
+    # Other settings: redone, the reason logged, and the dev manifest (one utterance more) rewritten.
+    assert main(args[:-1] + ["3"]) == 0
+    assert "arguments changed (config: " in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in manifests] != mtimes
     # A wrong directory: the documented error, exit code 2, nothing written.
-    assert main(["--swbd", str(tmp_path / "missing"), "--swbd-text", str(trans), "--out-dir", str(tmp_path / "o2")]) == 2
+    missing = ["--swbd", str(tmp_path / "missing"), "--swbd-text", str(trans), "--out-dir", str(tmp_path / "o2")]
+    assert main(missing) == 2
     err = capsys.readouterr().err
     assert "LDC97S62" in err and "missing directory" in err and not (tmp_path / "o2").exists()
     assert main(["--swbd", str(audio), "--out-dir", str(tmp_path / "o3")]) == 2

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet, load_manifest
+from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet, load_manifest
 
 from asr_bl.features import (
     CmvnStats,
@@ -103,7 +103,7 @@ def test_cmvn_is_per_conversation_side(tiny_cuts, tmp_path, mode):
     by_side = {}
     for cut, x in zip(cuts, normalised):
         by_side.setdefault(side_key(cut), []).append(x)
-    for key, xs in by_side.items():
+    for xs in by_side.values():
         frames = np.concatenate(xs)
         np.testing.assert_allclose(frames.mean(axis=0), 0.0, atol=0.03)  # lilcom-level error
         if mode == "meanvar":
@@ -173,19 +173,20 @@ def test_features_cli_on_manifest_dir(tmp_path, tiny_cuts, capsys):
     # A finished part made with another configuration: a one-line error naming the fix, not a traceback.
     assert main(["--manifest-dir", str(manifests), "--out-dir", str(out), "--parts", "dev",
                  "--num-mel-bins", "40"]) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("asr_bl-features: error: ") and "--force" in err and "Traceback" not in err
 
 
 def test_complete_part_with_another_config_or_other_cuts_is_refused(tiny_cuts, tmp_path):
     out = tmp_path / "fbank"
     compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig())
     paths = feature_paths(out, "synth", "train")
-    with pytest.raises(ValueError, match=r"synth_fbank_train\.json.*--overwrite"):
+    with pytest.raises(ValueError, match=r"synth_done_train\.json records feature config.*overwrite=True.*--force"):
         compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig(num_mel_bins=40))
     fewer = tiny_cuts.subset(first=5)
     with pytest.raises(ValueError, match=r"synth_cuts_train\.jsonl\.gz holds 8 cuts, 3 of them not requested"):
         compute_and_store(fewer, out, "synth", "train", FbankConfig())
-    # --overwrite recomputes with the new configuration.
+    # overwrite=True (asr_bl-features --force) recomputes with the new configuration.
     redone = compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig(num_mel_bins=40), overwrite=True)
     assert redone[0].load_features().shape[1] == 40
     assert FbankConfig.from_dict(json.loads(paths["config"].read_text())).num_mel_bins == 40
@@ -207,3 +208,22 @@ def test_missing_cmvn_side_warns_once_and_falls_back(tiny_cuts, tmp_path, caplog
     # The fallback is unchanged: each utterance normalised by its own mean.
     for x in got:
         np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-4)
+
+
+def test_finished_part_is_skipped_untouched_and_redone_when_its_audio_changes(tiny_cuts, tmp_path, caplog):
+    out = tmp_path / "fbank"
+    compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig())
+    files = sorted(p for p in out.iterdir() if p.is_file())
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    with caplog.at_level("INFO", logger="asr_bl"):
+        compute_and_store(tiny_cuts, out, "synth", "train", FbankConfig())
+    assert any("features synth train: skipping" in r.getMessage() for r in caplog.records)
+    assert [p.stat().st_mtime_ns for p in files] == mtimes
+    # Same cut ids, other content (here: shorter cuts): redone, and the log says why.
+    caplog.clear()
+    shorter = CutSet.from_cuts(c.truncate(duration=c.duration / 2, preserve_id=True) for c in tiny_cuts)
+    with caplog.at_level("INFO", logger="asr_bl"):
+        redone = compute_and_store(shorter, out, "synth", "train", FbankConfig())
+    assert any("features synth train: redoing, arguments changed (cuts_sha1" in r.getMessage()
+               for r in caplog.records)
+    assert redone[0].duration == pytest.approx(tiny_cuts[0].duration / 2)

@@ -19,7 +19,7 @@ from asr_bl.vision import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_JSON = REPO_ROOT.parent / "shared" / "reference" / "official_bl_vision_models.json"
+REFERENCE_JSON = Path(__file__).resolve().parent / "data" / "official_bl_vision_models.json"
 
 #: Paper, Tables 1 and 2 (GMACs at 224, params in millions), alpha=2 beta=4 unless named.
 PAPER_TABLES: Dict[str, Tuple[float, float]] = {
@@ -40,9 +40,8 @@ PAPER_TABLES: Dict[str, Tuple[float, float]] = {
 def _load_reference() -> Dict[str, dict]:
     if not REFERENCE_JSON.is_file():
         pytest.fail(
-            f"reference file {REFERENCE_JSON} is missing: it is expected at "
-            "../shared/reference/official_bl_vision_models.json relative to the repository root "
-            "(the shared reference data checked out beside the repo)"
+            f"reference file {REFERENCE_JSON} is missing: it is vendored in the repository "
+            "(tests/data/official_bl_vision_models.json); restore it from git"
         )
     with open(REFERENCE_JSON) as f:
         return json.load(f)

@@ -59,10 +59,42 @@ if [ "${ASR_BL_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 && [ "
   fi
 fi
 
+# The environment's pins, checked here once (the unit tests do not: the suite also runs on
+# torch 2.x / Python 3.12): the interpreter, torch/torchaudio (k2 1.23.4's build), and every
+# exact pin of requirements.txt against what pip installed.
 .venv/bin/python - <<'PY'
-import asr_bl._kaldi as k
-import torch, k2, lhotse
+import sys
 from importlib import metadata
+
+import asr_bl._kaldi as k
+import k2
+import lhotse
+import torch
+import torchaudio
+
+problems = []
+if sys.version_info[:2] != (3, 9):
+    problems.append(f"Python {sys.version.split()[0]} (the pins need CPython 3.9)")
+if not torch.__version__.startswith("1.13.1"):
+    problems.append(f"torch {torch.__version__} (k2 1.23.4 is built for torch 1.13.1)")
+if not torchaudio.__version__.startswith("0.13.1"):
+    problems.append(f"torchaudio {torchaudio.__version__} (pinned 0.13.1)")
+for line in open("requirements.txt"):
+    line = line.split("#")[0].strip()
+    if "==" not in line:
+        continue
+    name, want = (t.strip() for t in line.split("==", 1))
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        problems.append(f"{name} is not installed (pinned {want})")
+        continue
+    if have.split("+")[0] != want.split("+")[0]:
+        problems.append(f"{name} {have} installed, {want} pinned")
+if problems:
+    sys.exit("[setup] ERROR: the environment does not match requirements.txt:\n  " + "\n  ".join(problems)
+             + "\nFix: remove .venv and re-run 'bash tools/setup_env.sh'.")
 k.import_kaldi()
-print(f"[setup] ok: torch {torch.__version__}, k2 {metadata.version('k2')}, lhotse {lhotse.__version__}")
+print(f"[setup] ok: Python {sys.version.split()[0]}, torch {torch.__version__}, k2 {metadata.version('k2')}, "
+      f"lhotse {lhotse.__version__}, all {sum(1 for l in open('requirements.txt') if '==' in l)} pins")
 PY

@@ -5,13 +5,15 @@ for the parts train (SWB minus dev + Fisher, duplicates capped), dev (first 4000
 test_swb and test_ch (Hub5'00). Without LDC corpora, use asr_bl-make-corpus (the embedded corpus).
 """
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from asr_bl.data.ldc import PARTS, LdcLayoutError, LdcPrepConfig, manifest_paths, prepare_ldc
+from asr_bl.bin import UsageError, add_force, add_num_jobs, add_verbose, run_tool
+from asr_bl.data.ldc import LdcLayoutError, LdcPrepConfig, prepare_ldc
 from asr_bl.data.normalize import TrainingTextConfig
+
+PROG = "asr_bl-prepare"
 
 EPILOG = """\
 expected layouts (LDC catalogue ids):
@@ -37,45 +39,43 @@ def optional_path(text: str) -> Optional[Path]:
     return Path(text) if text.strip() else None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def get_parser() -> argparse.ArgumentParser:
+    defaults = LdcPrepConfig()
     parser = argparse.ArgumentParser(
-        prog="asr_bl-prepare", description=__doc__, epilog=EPILOG,
+        prog=PROG, description=__doc__, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--swbd", type=Path, required=True, help="Switchboard-1 audio (LDC97S62) directory")
     parser.add_argument("--swbd-text", type=optional_path, default=None, help="MS98 transcript directory")
-    parser.add_argument("--fisher", type=optional_path, default=None, help="directory holding the Fisher audio packages")
-    parser.add_argument("--fisher-text", type=optional_path, default=None, help="directory holding the Fisher transcript packages")
-    parser.add_argument("--eval2000", type=optional_path, default=None, help="directory holding LDC2002S09 (Hub5'00 audio)")
-    parser.add_argument("--eval2000-text", type=optional_path, default=None, help="directory holding LDC2002T43 (references)")
-    parser.add_argument("--out-dir", type=Path, default=Path("data/manifests"), help="where manifests go (default: %(default)s)")
+    for flag, what in (("--fisher", "directory holding the Fisher audio packages"),
+                       ("--fisher-text", "directory holding the Fisher transcript packages"),
+                       ("--eval2000", "directory holding LDC2002S09 (Hub5'00 audio)"),
+                       ("--eval2000-text", "directory holding LDC2002T43 (references)")):
+        parser.add_argument(flag, type=optional_path, default=None, help=what)
+    parser.add_argument("--out-dir", type=Path, default=Path("data/manifests"),
+                        help="where manifests go (default: %(default)s)")
     parser.add_argument("--corpus", default="swbd", help="manifest name prefix (default: %(default)s)")
-    parser.add_argument("--num-dev", type=int, default=4000, help="SWB utterances held out as dev, Kaldi-style (default: %(default)s)")
-    parser.add_argument("--max-duplicates", type=int, default=300,
-                        help="keep at most this many utterances per identical transcript in train (default: %(default)s)")
-    parser.add_argument("--acronyms", choices=["letters", "join"], default="letters",
+    parser.add_argument("--num-dev", type=int, default=defaults.num_dev,
+                        help="SWB utterances held out as dev, Kaldi-style (default: %(default)s)")
+    parser.add_argument("--max-duplicates", type=int, default=defaults.max_duplicates,
+                        help="keep at most this many utterances per identical transcript in train "
+                             "(default: %(default)s)")
+    parser.add_argument("--acronyms", choices=["letters", "join"], default=defaults.text.acronyms,
                         help="acronyms as single letters 'i b m' or one token 'i_b_m' (default: %(default)s)")
-    parser.add_argument("--num-jobs", type=int, default=4, help="parallel audio probes (sph2pipe processes) (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="rebuild even if all manifests exist")
+    add_num_jobs(parser, what="parallel audio probes (sph2pipe processes)")
+    add_force(parser, "the manifests are complete and up to date")
+    add_verbose(parser)
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _run(args: argparse.Namespace) -> int:
     swbd_text = args.swbd_text
     if swbd_text is None:
         candidate = args.swbd / "swb_ms98_transcriptions"
         if not candidate.is_dir():
-            print(f"error: --swbd-text not given and {candidate} does not exist; pass the MS98 transcript "
-                  "directory (swb_ms98_transcriptions)", file=sys.stderr)
-            return 2
+            raise UsageError(f"{candidate}: --swbd-text not given and this directory does not exist; pass the "
+                             "MS98 transcript directory (swb_ms98_transcriptions)")
         swbd_text = candidate
-    wanted_parts = list(PARTS) if args.eval2000 is not None else ["train", "dev"]
-    outputs = [p for part in wanted_parts for p in manifest_paths(args.out_dir, args.corpus, part)]
-    if not args.force and all(p.is_file() for p in outputs):
-        print(f"manifests already complete in {args.out_dir} ({len(outputs)} files); use --force to rebuild")
-        return 0
     config = LdcPrepConfig(
         num_dev=args.num_dev, max_duplicates=args.max_duplicates, text=TrainingTextConfig(acronyms=args.acronyms)
     )
@@ -83,14 +83,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         written = prepare_ldc(
             args.out_dir, args.swbd, swbd_text, fisher_dir=args.fisher, eval2000_dir=args.eval2000,
             corpus=args.corpus, config=config, fisher_text_dir=args.fisher_text,
-            eval2000_text_dir=args.eval2000_text, num_jobs=args.num_jobs,
+            eval2000_text_dir=args.eval2000_text, num_jobs=args.num_jobs, force=args.force,
         )
-    except (LdcLayoutError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except LdcLayoutError as e:
+        raise UsageError(str(e)) from e
     for path in written:
         print(path)
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_tool(get_parser(), _run, argv)
 
 
 if __name__ == "__main__":

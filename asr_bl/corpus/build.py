@@ -9,7 +9,13 @@ Layout of ``out_dir`` (the shared contract of the recipe)::
     lm_text.txt      LM training sentences: train transcripts + extra text, none from dev/test
     SUMMARY.md, summary.json                                    hours, speakers, engines, build time
     plan.json        what was planned (voices, sentences per conversation) for resuming
+    done.json        the stage record (asr_bl.stage): settings and every output's fingerprint
     audio/<part>/<conversation>.flac (+ .json once finished)
+
+Re-running: a finished build with the same size, seed and engines whose outputs are all intact is
+skipped ("corpus: skipping ..."); otherwise it is redone, the reason logged, rendering only the
+conversations that are not finished (resume) and rewriting only the files whose content changed
+(manifests are deterministic gzip), so the stages after it see unchanged inputs.
 
 Splits mirror Switchboard/Hub5'00: conversation sides are speakers (one per channel); ``dev`` and
 ``test_swb`` use voices seen in training, ``test_ch`` (the CallHome-like half) uses voices never
@@ -41,14 +47,23 @@ from asr_bl.corpus.engines import (
     Voice,
     available_engines,
 )
-from asr_bl.corpus.render import ConversationPlan, Turn, is_rendered, render_conversation, sidecar_path
+from asr_bl.corpus.render import (
+    ConversationPlan,
+    Turn,
+    audio_path,
+    is_rendered,
+    render_conversation,
+    sidecar_path,
+)
 from asr_bl.corpus.text import SentencePool, _write_lines, load_cmudict, source_sentences, write_lexicon
+from asr_bl.io import write_if_changed, write_json
 from asr_bl.machine import cpu_model
+from asr_bl.manifests import PARTS, TRAIN_PART, manifest_name, write_manifest
+from asr_bl.stage import Stage
 
 logger = logging.getLogger(__name__)
 
 CORPUS_NAME = "synth"
-PARTS = ("train", "dev", "test_swb", "test_ch")
 PLAN_VERSION = 1
 # Planned seconds per word and per sentence, calibrated on the engines' average speaking rate.
 _SECONDS_PER_WORD = 0.27
@@ -236,7 +251,7 @@ def plan_corpus(config: CorpusConfig, seed: int, engines: Dict[str, List[str]],
                     turns=turns, harsh_channel=(part == "test_ch"),
                 )
             )
-    train_sentences = [t.text for c in conversations if c.split == "train" for t in c.turns]
+    train_sentences = [t.text for c in conversations if c.split == TRAIN_PART for t in c.turns]
     num_extra = int(round(config.lm_extra_ratio * len(train_sentences)))
     lm_text = train_sentences + [take() for _ in range(num_extra)]
 
@@ -323,7 +338,7 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
             cplan = ConversationPlan.from_dict(conv)
             with open(sidecar_path(out_dir, cplan)) as f:
                 record = json.load(f)
-            path = os.path.abspath(os.path.join(out_dir, "audio", part, cplan.conversation_id + ".flac"))
+            path = os.path.abspath(audio_path(out_dir, cplan))
             recordings.append(
                 Recording(
                     id=cplan.conversation_id,
@@ -345,11 +360,8 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
                 words += len(s["text"].split())
         for manifest, kind in ((RecordingSet.from_recordings(recordings), "recordings"),
                                (SupervisionSet.from_segments(supervisions), "supervisions")):
-            name = f"{CORPUS_NAME}_{kind}_{part}.jsonl.gz"
-            final = os.path.join(out_dir, name)
-            tmp = final[: -len(".jsonl.gz")] + ".tmp.jsonl.gz"
-            manifest.to_file(tmp)
-            os.replace(tmp, final)
+            name = manifest_name(CORPUS_NAME, kind, part)
+            write_manifest(manifest, os.path.join(out_dir, name))
             # The recipe collects manifests from <corpus>/manifests/ (as for the LDC preparation);
             # relative links keep one copy and survive moving the corpus directory.
             link = os.path.join(out_dir, "manifests", name)
@@ -372,10 +384,7 @@ def _check_plan(out_dir: str, plan: Dict) -> None:
     path = os.path.join(out_dir, "plan.json")
     plan = json.loads(json.dumps(plan))  # tuples -> lists, as they come back from the file
     if not os.path.exists(path):
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(plan, f)
-        os.replace(tmp, path)
+        write_if_changed(path, json.dumps(plan))
         return
     with open(path) as f:
         old = json.load(f)
@@ -389,9 +398,25 @@ def _check_plan(out_dir: str, plan: Dict) -> None:
         raise ValueError(f"{path} differs from this run's plan (another code version?); delete {out_dir} to rebuild")
 
 
+def corpus_outputs(out_dir: str, plan_conversations: Sequence[Dict]) -> List[str]:
+    """Every file a finished build consists of (the stage record's outputs)."""
+    names = [manifest_name(CORPUS_NAME, kind, part) for part in PARTS for kind in ("recordings", "supervisions")]
+    names += ["lexicon.txt", "lm_text.txt", "plan.json", "summary.json", "SUMMARY.md"]
+    out = [os.path.join(out_dir, n) for n in names]
+    for conv in plan_conversations:
+        cplan = ConversationPlan.from_dict(conv)
+        out += [audio_path(out_dir, cplan), sidecar_path(out_dir, cplan)]
+    return out
+
+
 def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: int = 2,
-                 config: Optional[CorpusConfig] = None) -> Dict:
-    """Build (or finish building) the synthetic corpus in ``out_dir``; returns the summary dict."""
+                 config: Optional[CorpusConfig] = None, force: bool = False) -> Dict:
+    """Build (or finish building) the synthetic corpus in ``out_dir``; returns the summary dict.
+
+    Skipped, returning the recorded summary, when ``out_dir/done.json`` records a finished build
+    with the same configuration, seed and TTS engines and every output is unchanged (``force``
+    redoes it: finished conversations are still reused).
+    """
     if config is None:
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
@@ -399,6 +424,11 @@ def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: i
     t0, cpu0 = time.time(), _cpu_seconds()
     os.makedirs(out_dir, exist_ok=True)
     engines = available_engines()
+    stage = Stage(os.path.join(out_dir, "done.json"), "corpus",
+                  args={"version": PLAN_VERSION, "config": asdict(config), "seed": seed, "engines": engines})
+    if stage.is_done(force):
+        with open(os.path.join(out_dir, "summary.json")) as f:
+            return json.load(f)
     logger.info("TTS engines found: %s", ", ".join(f"{e} ({', '.join(v)})" for e, v in engines.items()) or "none")
     missing = [e for e in ("espeak", "flite", "festival") if e not in engines]
     if missing:
@@ -422,6 +452,8 @@ def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: i
     summary = _summarise(plan, stats, len(vocabulary), lexicon_lines, num_jobs, rendered, skipped,
                          plan_time, render_time, total_time, cpu_time)
     _write_summary(out_dir, summary)
+    stage.finish(outputs=corpus_outputs(out_dir, plan["conversations"]),
+                 summary={"conversations_rendered": rendered, "conversations_resumed": skipped})
     return summary
 
 
@@ -440,7 +472,8 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
         ids = {v["voice_id"] for c in plan["conversations"] if c["split"] == part for v in c["voices"]}
         counts: Dict[str, int] = {}
         for i in sorted(ids):
-            key = voices[i]["engine"] if voices[i]["engine"] == "espeak" else f"{voices[i]['engine']}:{voices[i]['base_voice']}"
+            v = voices[i]
+            key = v["engine"] if v["engine"] == "espeak" else f"{v['engine']}:{v['base_voice']}"
             counts[key] = counts.get(key, 0) + 1
         speakers_by_engine[part] = counts
     return {
@@ -472,10 +505,7 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
 
 
 def _write_summary(out_dir: str, summary: Dict) -> None:
-    path = os.path.join(out_dir, "summary.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(out_dir, "summary.json"), summary)
     b = summary["build"]
     lines = [
         f"# Synthetic telephone corpus `{summary['corpus']}` (size: {summary['size']}, seed {summary['seed']})",

@@ -30,6 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
+from asr_bl.io import write_text
+
 logger = logging.getLogger(__name__)
 
 # Base voices per engine. flite's awb_time is a limited-domain (time of day) voice: excluded.
@@ -206,10 +208,8 @@ class EspeakSynthesizer:
         """Speak ``texts`` with ``voice``; float32 waveforms at :attr:`sampling_rate`."""
         variant = re.sub(r"[^A-Za-z0-9_-]", "_", voice.voice_id)
         path = os.path.join(self._variant_dir, variant)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(voice.espeak_variant) + "\n")
-        os.replace(tmp, path)  # atomic: a process sharing the directory never reads half a file
+        # Atomic: a process sharing the directory never reads half a file.
+        write_text(path, "\n".join(voice.espeak_variant) + "\n")
         lib = self._load()
         try:
             err = lib.espeak_SetVoiceByName(f"{voice.base_voice}+{variant}".encode())

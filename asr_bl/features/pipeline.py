@@ -7,12 +7,14 @@ Layout of a precomputed feature directory (``data/fbank``)::
                                       a directory of .npy files where lilcom is not installed)
     {corpus}_cmvn_{part}.npz          CMVN statistics per conversation side (recording id + channel)
     {corpus}_fbank_{part}.json        the FbankConfig the features were computed with
+    {corpus}_done_{part}.json         the part's stage record (asr_bl.stage): skip or redo
 
 Deltas and CMVN are applied when loading (:class:`FeatureLoader`), in Kaldi's order: CMVN on the
 log-mel, then Δ/ΔΔ, giving the ``(3, 64, T)`` network input. The on-the-fly path computes the same
 log-mel from audio with lhotse's ``OnTheFlyFeatures``; both are on the frame grid of
 :func:`asr_bl.features.num_frames`, asserted per cut.
 """
+import hashlib
 import json
 import logging
 import os
@@ -25,6 +27,9 @@ from lhotse import CutSet, MonoCut, RecordingSet, SupervisionSet
 from tqdm.auto import tqdm
 
 from asr_bl.features.fbank import FbankConfig, make_extractor, num_frames, stack_deltas
+from asr_bl.io import write_json
+from asr_bl.manifests import manifest_path, write_manifest
+from asr_bl.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -162,10 +167,11 @@ def feature_paths(output_dir: Pathlike, corpus: str, part: str) -> Dict[str, Pat
     """The files of one part in a precomputed feature directory (see the module docstring)."""
     d = Path(output_dir)
     return {
-        "cuts": d / f"{corpus}_cuts_{part}.jsonl.gz",
+        "cuts": manifest_path(d, corpus, "cuts", part),
         "storage": d / f"{corpus}_feats_{part}",
         "cmvn": d / f"{corpus}_cmvn_{part}.npz",
         "config": d / f"{corpus}_fbank_{part}.json",
+        "record": d / f"{corpus}_done_{part}.json",
     }
 
 
@@ -212,19 +218,32 @@ def storage_writer(storage: str = "auto"):
     return NumpyFilesWriter
 
 
-def _check_existing_part(paths: Dict[str, Path], config: FbankConfig, cuts: CutSet) -> None:
-    """Refuse to reuse a finished part made with another feature configuration or from other cuts.
+def _cuts_digest(cuts: CutSet) -> str:
+    """sha1 of the cuts' JSON (ids, times, channels, audio sources): what the features are computed from."""
+    h = hashlib.sha1()
+    for cut in cuts:
+        h.update(json.dumps(cut.to_dict(), sort_keys=True, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()
 
-    Raises ``ValueError`` naming the file that differs and the two ways out.
+
+def _check_existing_part(paths: Dict[str, Path], config: FbankConfig, cuts: CutSet, stage: Stage) -> None:
+    """Refuse to redo over a finished part made with another feature configuration or from other cut ids.
+
+    A silent redo would replace features that other stages were built on; the caller decides
+    (``overwrite``). Raises ``ValueError`` naming the file that differs and the two ways out.
     """
     from lhotse import load_manifest
 
-    fix = "pass overwrite=True (asr_bl-features --overwrite) to recompute it, or write to another --out-dir"
-    stored = json.loads(paths["config"].read_text()) if paths["config"].is_file() else None
+    fix = "pass overwrite=True (asr_bl-features --force) to recompute it, or write to another --out-dir"
+    previous = stage.previous
+    if previous is not None:
+        stored, where = previous.get("args", {}).get("config"), paths["record"]
+    else:  # a part made before stage records: its config file
+        stored = json.loads(paths["config"].read_text()) if paths["config"].is_file() else None
+        where = paths["config"]
     if stored != config.to_dict():
-        raise ValueError(
-            f"{paths['config']} records feature config {stored}, but {config.to_dict()} was requested; {fix}"
-        )
+        raise ValueError(f"{where} records feature config {stored}, but {config.to_dict()} was requested; {fix}")
     stored_ids = set(load_manifest(paths["cuts"]).ids)
     requested_ids = set(cuts.ids)
     if stored_ids != requested_ids:
@@ -247,10 +266,13 @@ def compute_and_store(
 ) -> CutSet:
     """Compute log-mel features (lilcom storage) and per-side CMVN stats for ``cuts``; write the part's files.
 
-    Resumable: a part whose cut manifest and stats exist (written last, via temporary names) is
-    loaded, not recomputed, unless ``overwrite``; it must have been made with the same ``config`` from
-    the same cut ids, otherwise ``ValueError`` says which file differs. ``num_jobs`` is capped at one process per 200
-    cuts: a worker process costs seconds to start, more than small parts take to compute.
+    Skip or redo through the part's stage record (``{corpus}_done_{part}.json``, :mod:`asr_bl.stage`):
+    a finished part made with the same ``config`` and storage from the same cuts (their JSON, by
+    content) is loaded, not recomputed, and logged as skipped. A finished part made with another
+    ``config`` or from other cut ids is refused with ``ValueError`` naming the file and the fix
+    (``overwrite=True`` recomputes); same ids with other content (e.g. new audio) are redone, the
+    reason logged. ``num_jobs`` is capped at one process per 200 cuts: a worker process costs
+    seconds to start, more than small parts take to compute.
     """
     from lhotse import load_manifest
 
@@ -258,12 +280,14 @@ def compute_and_store(
     writer = storage_writer(storage)
     paths = feature_paths(output_dir, corpus, part)
     paths["cuts"].parent.mkdir(parents=True, exist_ok=True)
-    if not overwrite and paths["cuts"].is_file() and paths["cmvn"].is_file():
-        _check_existing_part(paths, config, cuts)
-        logger.info("features of %s %s exist (%s): skipping", corpus, part, paths["cuts"])
+    cuts = cuts.to_eager()
+    stage = Stage(paths["record"], f"features {corpus} {part}",
+                  args={"config": config.to_dict(), "storage": writer.name, "cuts_sha1": _cuts_digest(cuts)})
+    if not overwrite and paths["cuts"].is_file():
+        _check_existing_part(paths, config, cuts, stage)
+    if stage.is_done(overwrite):
         return load_manifest(paths["cuts"])
     extractor = make_extractor(config)
-    cuts = cuts.to_eager()
     num_jobs = max(1, min(num_jobs, len(cuts) // 200))
     with_feats = cuts.compute_and_store_features(
         extractor=extractor, storage_path=paths["storage"], num_jobs=num_jobs,
@@ -276,13 +300,12 @@ def compute_and_store(
             f"cut {cut.id}: {cut.features.num_frames} feature frames, frame grid says {expected}"
         )
     stats = compute_cmvn_stats(with_feats, config, source="precomputed")
-    tmp = paths["cuts"].parent / f".{corpus}_cuts_{part}.partial.jsonl.gz"
-    with_feats.to_file(tmp)
-    tmp_config = paths["config"].parent / f".{paths['config'].name}.partial"
-    tmp_config.write_text(json.dumps(config.to_dict(), indent=2))
-    os.replace(tmp_config, paths["config"])
+    write_json(paths["config"], config.to_dict())
     stats.save(paths["cmvn"])
-    os.replace(tmp, paths["cuts"])  # last: the manifest marks the part as complete
+    write_manifest(with_feats, paths["cuts"])
+    storage_files = [p for p in (paths["storage"], Path(f"{paths['storage']}.lca")) if p.exists()]
+    stage.finish(outputs=[paths["cuts"], paths["cmvn"], paths["config"], *storage_files],
+                 summary={"cuts": len(with_feats)})
     return with_feats
 
 

@@ -15,9 +15,12 @@
 #   stage 4: triphone GMM-HMM with our decision tree     exp/tri1
 #   stage 5: second triphone pass + final alignments     exp/tri2, exp/tri2_ali
 #
-# Options of each stage's tool live in conf/*.conf (fbank, gmm_common, gmm_mono, gmm_tri).
-# Every stage is idempotent: it skips work whose outputs are complete (delete them to redo),
-# and logs to exp/log/stage<N>.log as well as the terminal. Tied states (= the acoustic model's
+# The tools' defaults are the library's; conf/*.conf (fbank, gmm_common, gmm_mono, gmm_tri) holds
+# only what this recipe sets differently. Every stage keeps a record of its arguments and of its
+# inputs' and outputs' content (asr_bl.stage): re-running skips finished work ("stage N: skipped"),
+# redoes a stage whose inputs changed, saying why, and rewrites no file whose content is the same,
+# so a redone upstream step with the same result does not make later stages redo (--force on a
+# tool redoes it anyway). Logs go to exp/log/stage<N>.log as well as the terminal. Tied states (= the acoustic model's
 # outputs): 1000/2000 for the embedded default, 150/200 for --corpus-size tiny, 16000/32000 with
 # the LDC corpora (the paper's 32k).
 
@@ -58,13 +61,25 @@ for f in fbank gmm_common gmm_mono gmm_tri; do
 done
 conf() {  # conf NAME...: the --option=value lines of conf/NAME.conf, comments dropped
   local f
-  for f in "$@"; do grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "conf/$f.conf"; done
+  for f in "$@"; do grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "conf/$f.conf" || true; done
 }
-logged() {  # logged N CMD...: run CMD, tee its output to exp/log/stage<N>.log, fail on error.
+logged() {  # logged N CMD...: run CMD, tee its output to exp/log/stage<N>.log, fail on error;
+            # then log whether the tool skipped (its "<step>: skipping, ..." line) or did the work.
   local n=$1; shift
-  local t0=$SECONDS
-  "$@" 2>&1 | tee -a "exp/log/stage$n.log"
-  log "stage $n done in $((SECONDS - t0)) s"
+  local t0=$SECONDS out
+  out=$(mktemp)
+  "$@" 2>&1 | tee -a "exp/log/stage$n.log" "$out"
+  if grep -q ': skipping, ' "$out" && ! grep -qE ': (redoing|running)[ ,]' "$out"; then
+    log "stage $n: skipped ($*: up to date)" | tee -a "exp/log/stage$n.log"
+  else
+    log "stage $n: done in $((SECONDS - t0)) s" | tee -a "exp/log/stage$n.log"
+  fi
+  rm -f "$out"
+}
+install_if_changed() {  # install_if_changed SRC DST: copy (atomically) only when the content differs,
+                        # so that an unchanged file keeps its mtime and nothing downstream redoes.
+  cmp -s "$1" "$2" && return 0
+  cp "$1" "$2.partial" && mv -f "$2.partial" "$2" && log "stage 0: updated $2"
 }
 
 if [ -n "$swbd" ]; then
@@ -86,8 +101,8 @@ if run_stage 0 "corpus and manifests ($corpus)"; then
   if [ "$corpus" = synth ]; then
     logged 0 local/make_synthetic_corpus.sh --size "$corpus_size" --seed "$seed" --nj "$nj" data/corpus
     mkdir -p data/manifests
-    cp -u data/corpus/synth_*.jsonl.gz data/manifests/
-    cp -u data/corpus/lexicon.txt data/corpus/lm_text.txt data/
+    for f in data/corpus/synth_*.jsonl.gz; do install_if_changed "$f" "data/manifests/${f##*/}"; done
+    for f in lexicon.txt lm_text.txt; do install_if_changed "data/corpus/$f" "data/$f"; done
   else
     logged 0 $python -m asr_bl.bin.prepare --swbd "$swbd" --swbd-text "$swbd_text" --fisher "$fisher" \
       --fisher-text "$fisher_text" --eval2000 "$eval2000" --eval2000-text "$eval2000_text" \
