@@ -77,7 +77,9 @@ def with_zero_alignments(cuts, config: FbankConfig, storage: Path):
     return CutSet.from_cuts([attached[c.id] if c.id in zeros else c for c in cuts])
 
 
-def measure(cuts, stats: CmvnStats, source: str, workers: int, chunk_frames: int, max_duration: float) -> Dict[str, float]:
+def measure(
+    cuts, stats: CmvnStats, source: str, workers: int, chunk_frames: int, max_duration: float
+) -> Dict[str, float]:
     dataset = FrameLevelDataset(FrameDataConfig(chunk_frames=chunk_frames), cmvn_stats=stats, source=source)
     sampler = make_sampler(cuts, max_duration=max_duration, shuffle=False, num_buckets=None)
     loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers)
@@ -95,9 +97,11 @@ def measure(cuts, stats: CmvnStats, source: str, workers: int, chunk_frames: int
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cuts", type=Path, default=None, help="precomputed cut manifest to load (default: build a corpus)")
+    parser.add_argument("--cuts", type=Path, default=None,
+                        help="precomputed cut manifest to load (default: build a corpus)")
     parser.add_argument("--cmvn", type=Path, default=None, help="CMVN stats of --cuts (default: next to it)")
-    parser.add_argument("--minutes-of-audio", type=float, default=20.0, help="size of the built corpus (default: %(default)s)")
+    parser.add_argument("--minutes-of-audio", type=float, default=20.0,
+                        help="size of the built corpus (default: %(default)s)")
     parser.add_argument("--chunk-frames", type=int, default=100, help="C (labelled frames per chunk)")
     parser.add_argument("--max-duration", type=float, default=30.0, help="seconds of audio per batch")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
@@ -130,9 +134,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 runs = [measure(cuts, stats, source, workers, args.chunk_frames, args.max_duration)
                         for _ in range(args.repeats)]
                 fps = statistics.median(r["frames_per_s"] for r in runs)
+                runs_fps = [round(r["frames_per_s"], 1) for r in runs]
                 results.append({"source": source, "workers": workers, "frames": runs[0]["frames"],
-                                "frames_per_s": round(fps, 1), "runs_frames_per_s": [round(r["frames_per_s"], 1) for r in runs]})
-                print(f"{source:12s} workers={workers}: {fps:10.0f} frames/s  (runs: {results[-1]['runs_frames_per_s']})")
+                                "frames_per_s": round(fps, 1), "runs_frames_per_s": runs_fps})
+                print(f"{source:12s} workers={workers}: {fps:10.0f} frames/s  (runs: {runs_fps})")
     base = {w: r["frames_per_s"] for r in results for w in [r["workers"]] if r["source"] == "on-the-fly"}
     for r in results:
         r["ratio_vs_on_the_fly_same_workers"] = round(r["frames_per_s"] / base[r["workers"]], 2)
@@ -157,7 +162,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "in steady state (timed from the first batch on, so worker start-up is excluded).",
         "", "| source | workers | frames/s | vs on-the-fly (same workers) |", "|---|---|---|---|",
     ]
-    lines += [f"| {r['source']} | {r['workers']} | {r['frames_per_s']:.0f} | {r['ratio_vs_on_the_fly_same_workers']:.2f}x |"
+    lines += [f"| {r['source']} | {r['workers']} | {r['frames_per_s']:.0f} "
+              f"| {r['ratio_vs_on_the_fly_same_workers']:.2f}x |"
               for r in results]
     lines += ["", "Reproduce: `.venv/bin/python benchmarks/data.py` (lilcom storage needs the lilcom package; "
               "without it the uncompressed numpy fallback is what gets measured).", ""]

@@ -62,9 +62,8 @@ def main() -> None:
     p.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args()
 
-    from lhotse import load_manifest
-
     import kaldialign
+    from lhotse import load_manifest
 
     from asr_bl.features.pipeline import utterance_cuts
 
@@ -128,7 +127,8 @@ def main() -> None:
     lines = [f"# Scorer agreement and speed ({cpu_model()}, best of {args.repeats}, seed {args.seed})", "",
              f"Load average at the end (1/5/15 min): {load}; times are wall-clock seconds of one process, "
              "including filtering and file writing, measured interleaved.", "",
-             "| part | utts | scorer | ref words | sub | del | ins | %WER | time s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| part | utts | scorer | ref words | sub | del | ins | %WER | time s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for name in ("sclite", "python", "texts"):
             x = r[name]

@@ -26,9 +26,9 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from asr_bl.machine import machine_info as asr_bl_machine_info
 from asr_bl.models import WINDOW_FRAMES, build_model, model_names
 from asr_bl.models.context import frame_windows
-from asr_bl.machine import machine_info as asr_bl_machine_info
 from asr_bl.nn import count_macs
 
 LOG = logging.getLogger("speech_am")
@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                 "frames_per_second": args.batch * args.frames / dense_times[name],
                 "time_ratio_vs_resnet22": dense_times[name] / base_time,
                 "window_mac_ratio_vs_resnet22": macs[name]["window_macs"] / macs[BASELINE]["window_macs"],
-                "dense_mac_ratio_vs_resnet22": macs[name]["dense_macs_per_frame"] / macs[BASELINE]["dense_macs_per_frame"],
+                "dense_mac_ratio_vs_resnet22": (
+                    macs[name]["dense_macs_per_frame"] / macs[BASELINE]["dense_macs_per_frame"]
+                ),
                 "gmacs_per_window": macs[name]["window_macs"] / 1e9,
                 "gmacs_per_frame_dense": macs[name]["dense_macs_per_frame"] / 1e9,
             }
@@ -117,7 +119,10 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         LOG.info("dense vs windowed: %s, one utterance of %d frames", name, args.frames)
         with torch.no_grad():
             t = interleaved_medians(
-                {"dense": lambda: model(utterance), "windowed": lambda: windowed(model, utterance, args.window_batch)},
+                {
+                    "dense": lambda model=model: model(utterance),
+                    "windowed": lambda model=model: windowed(model, utterance, args.window_batch),
+                },
                 args.window_repeats,
                 device,
             )
@@ -165,7 +170,8 @@ def to_markdown(result: Dict[str, object]) -> str:
         "",
         f"## Per-frame throughput, dense inference (batch {s['batch']} x {s['frames']} frames, {s['repeats']} repeats)",
         "",
-        "| model | frames/s | time ratio vs ResNet-22 | MAC ratio (49-frame window) | MAC ratio (dense, per frame) | GMACs/window | GMACs/frame dense |",
+        "| model | frames/s | time ratio vs ResNet-22 | MAC ratio (49-frame window) | MAC ratio (dense, per frame) "
+        "| GMACs/window | GMACs/frame dense |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in result["throughput"]:
@@ -179,7 +185,8 @@ def to_markdown(result: Dict[str, object]) -> str:
         f"## Dense vs 49-frame windows, one utterance of {s['frames']} frames "
         f"(windows batched {s['window_batch']} at a time, {s['window_repeats']} repeats)",
         "",
-        "| model | dense s | windowed s | speed-up | MAC bound (window MACs / dense MACs per frame) | max abs diff / output scale |",
+        "| model | dense s | windowed s | speed-up | MAC bound (window MACs / dense MACs per frame) "
+        "| max abs diff / output scale |",
         "|---|---|---|---|---|---|",
     ]
     for r in result["dense_vs_windowed"]:
@@ -208,10 +215,12 @@ def write_atomic(path: str, text: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--presets", nargs="*", default=None, help="models to time (default: all seven)")
     parser.add_argument("--frames", type=int, default=300, help="labelled frames per utterance (input has 48 more)")
-    parser.add_argument("--batch", type=int, default=None, help="utterances per dense batch (default 4 on CPU, 64 on CUDA)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="utterances per dense batch (default 4 on CPU, 64 on CUDA)")
     parser.add_argument("--num-classes", type=int, default=32000, help="output classes (paper: 32000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the throughput runs")
     parser.add_argument("--window-repeats", type=int, default=3, help="timed repeats of the dense-vs-windowed runs")

@@ -76,13 +76,15 @@ def test_attach_alignment_writes_one_hdf5_file_exactly(aligned_cuts, tmp_path):
         assert got.dtype == np.int32 and np.array_equal(got, labels[cut.id])
         assert np.array_equal(cut.load_custom("pdf_ali"), cuts[cut.id].load_custom("pdf_ali"))
     # Rewriting the file this process has open (lhotse caches the handle) must not read stale arrays.
-    again = attach_alignment(cuts, {"tri_ali": {k: v[::-1].copy() for k, v in labels.items()}}, tmp_path / "store" / "tri.h5")
+    reversed_labels = {k: v[::-1].copy() for k, v in labels.items()}
+    again = attach_alignment(cuts, {"tri_ali": reversed_labels}, tmp_path / "store" / "tri.h5")
     for cut in again:
         assert np.array_equal(cut.load_custom("tri_ali"), labels[cut.id][::-1])
     with pytest.raises(KeyError, match="no 'tri_ali' labels"):
         attach_alignment(cuts, {"tri_ali": {cuts[0].id: labels[cuts[0].id]}}, tmp_path / "store" / "partial")
     with pytest.raises(ValueError, match="int32 holds exactly"):
-        attach_alignment(cuts, {"tri_ali": {k: v.astype(np.int64) + 2**31 for k, v in labels.items()}}, tmp_path / "store" / "big")
+        too_big = {k: v.astype(np.int64) + 2**31 for k, v in labels.items()}
+        attach_alignment(cuts, {"tri_ali": too_big}, tmp_path / "store" / "big")
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["tri.h5"]
 
 
@@ -123,7 +125,9 @@ def test_chunks_stay_inside_the_utterance():
             assert int((y == IGNORE_LABEL).sum()) == num_chunks * chunk_frames - num_t
             assert sorted(y[y != IGNORE_LABEL].tolist()) == list(range(num_t))
             # The labelled centre of every position is the real frame: inputs are not edge copies.
-            np.testing.assert_array_equal(x[:, :, :, context : context + chunk_frames], feats[:, :, positions].transpose(2, 0, 1, 3))
+            np.testing.assert_array_equal(
+                x[:, :, :, context : context + chunk_frames], feats[:, :, positions].transpose(2, 0, 1, 3)
+            )
             grids.setdefault(num_t, set()).add((tuple(starts.tolist()), y.tobytes()))
     # The offset still moves the grid (where the chunks sit, or with two chunks which of them labels
     # the overlap) wherever there is slack to move it in, i.e. T not a multiple of C.
@@ -225,7 +229,8 @@ def test_missing_or_misaligned_targets_are_errors(aligned_cuts, tmp_path):
     with pytest.raises(KeyError, match="no 'tri_ali' alignment"):
         ds[cuts.subset(first=1)]
     cut = cuts[0]
-    short = attach_alignment([cut], {"pdf_ali": {cut.id: np.zeros(cut_num_frames(cut, FbankConfig()) - 1)}}, tmp_path / "bad")
+    one_short = np.zeros(cut_num_frames(cut, FbankConfig()) - 1)
+    short = attach_alignment([cut], {"pdf_ali": {cut.id: one_short}}, tmp_path / "bad")
     with pytest.raises(AssertionError, match="frame grid"):
         FrameLevelDataset(cmvn_stats=stats)[short]
 

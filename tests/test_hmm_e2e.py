@@ -26,7 +26,8 @@ def test_gmm_chain_on_tiny_synthetic_corpus(tmp_path):
     lang, exp = tmp_path / "lang", tmp_path / "exp"
     assert main(["prepare-lang", "--lexicon", str(corpus / "lexicon.txt"), "--out-dir", str(lang)]) == 0
     common = ["--cuts", str(cuts_path), "--lang", str(lang), "--num-jobs", "2"]
-    assert main(["train-mono", *common, "--out-dir", str(exp / "mono"), "--num-iters", "15", "--total-gauss", "300"]) == 0
+    assert main(["train-mono", *common, "--out-dir", str(exp / "mono"),
+                 "--num-iters", "15", "--total-gauss", "300"]) == 0
     assert main(["train-tri", *common, "--ali-dir", str(exp / "mono"), "--num-leaves", "150",
                  "--min-leaf-count", "20", "--num-iters", "12", "--out-dir", str(exp / "tri1")]) == 0
     assert main(["train-tri", *common, "--ali-dir", str(exp / "tri1"), "--num-leaves", "200",

@@ -1,20 +1,28 @@
 """GMM-HMM training on a tiny real corpus (flite speech): features on the network frame grid,
 mono -> tri, alignment consistency, reproducibility, convert-ali, exports and the CLI."""
 import json
+
 import numpy as np
 import pytest
+from toy_corpus import make_toy_corpus
 
+from asr_bl._kaldi import import_kaldi
 from asr_bl.features import FbankConfig, num_frames
 from asr_bl.hmm.export import read_int_ark, read_pdf_counts, write_alignment_outputs
 from asr_bl.hmm.feats import GmmFeatureConfig, compute_gmm_features
 from asr_bl.hmm.lang import prepare_lang, read_lexicon
 from asr_bl.hmm.model import GmmHmm, convert_alignment, convert_alignments, phone_segments
-from asr_bl._kaldi import import_kaldi
 from asr_bl.hmm.train import (
-    AlignOptions, MonoConfig, ShardWorker, TriConfig, Utterance, align_with_model, train_mono, train_tri,
+    AlignOptions,
+    MonoConfig,
+    ShardWorker,
+    TriConfig,
+    Utterance,
+    align_with_model,
+    train_mono,
+    train_tri,
 )
 from asr_bl.hmm.tree import TreeConfig
-from toy_corpus import make_toy_corpus
 
 MONO = dict(num_iters=8, max_iter_inc=5, total_gauss=250, realign_iters=(1, 2, 3, 5, 7))
 
@@ -103,7 +111,7 @@ def test_same_seed_same_alignments(mono, utts, lang):
 def test_convert_ali_keeps_phones_and_uses_the_tree(mono, tri, utts):
     result, _ = tri
     old, new, tree = mono.model.tables, result.model.tables, result.model.tree
-    for uid, ali in list(mono.alignments.items())[:10]:
+    for ali in list(mono.alignments.values())[:10]:
         conv = convert_alignment(ali, old, new, tree)
         assert conv.shape == ali.shape
         assert np.array_equal(new.phone[conv], old.phone[ali])
@@ -221,7 +229,7 @@ def test_model_save_load_and_exports(tri, utts, lang, corpus, tmp_path):
         assert np.array_equal(pdf, pdf_ark[cut.id])
         assert np.array_equal(phone, loaded.tables.phone[result.alignments[cut.id]])
     ctm = (tmp_path / "ali" / "phones.ctm").read_text().splitlines()
-    first = [l.split() for l in ctm if l.startswith(out[0].id + " ")]
+    first = [line.split() for line in ctm if line.startswith(out[0].id + " ")]
     assert sum(float(f[3]) for f in first) == pytest.approx(out[0].duration, abs=0.011)
 
 

@@ -64,9 +64,9 @@ def stats() -> TreeStats:
 
 def all_contexts():
     for c in sorted(NCLS):
-        for l, r in itertools.product(range(len(PHONE_NAMES)), repeat=2):
+        for left, right in itertools.product(range(len(PHONE_NAMES)), repeat=2):
             for k in range(NCLS[c]):
-                yield l, c, r, k
+                yield left, c, right, k
 
 
 def test_gauss_objf_matches_kaldi_gauss_clusterable():
@@ -108,7 +108,7 @@ def _check_tree(tree: Tree, stats: TreeStats, cfg: TreeConfig):
     # Every pdf 0..n-1 is produced by some context (every leaf reachable, numbering contiguous).
     produced = {tree.map(*ctx) for ctx in all_contexts()}
     assert produced == set(range(tree.num_pdfs))
-    leaf_pdfs = {l.pdf for l in tree.leaves()}
+    leaf_pdfs = {leaf.pdf for leaf in tree.leaves()}
     assert leaf_pdfs == set(range(tree.num_pdfs))
     # Questions partition the events of each node; each side of a split holds >= min_leaf_count.
     for phone, root in tree.roots.items():
@@ -160,9 +160,9 @@ def test_serialise_load_same_pdf_for_every_context(stats):
     tree, _ = build_tree(stats, qs, NCLS, cfg)
     ctx = tree.to_context_dependency()
     assert ctx.num_pdfs == tree.num_pdfs and ctx.context_width == 3 and ctx.central_position == 1
-    for l, c, r, k in all_contexts():
-        ok, pdf = ctx.compute([l, c, r], k)
-        assert ok and pdf == tree.map(l, c, r, k)
+    for left, c, right, k in all_contexts():
+        ok, pdf = ctx.compute([left, c, right], k)
+        assert ok and pdf == tree.map(left, c, right, k)
     # Bytes survive the round trip through kaldi_hmm_gmm, and our dict form round-trips too.
     assert context_dependency_to_bytes(ctx) == tree.to_kaldi_bytes()
     again = Tree.from_dict(tree.to_dict())
@@ -194,11 +194,14 @@ def test_monophone_tree_equals_kaldi_monophone_context_dependency():
 def test_kaldi_bytes_layout_of_a_small_tree():
     tree = Tree(roots={1: Split(0, (2,), Leaf(0), Leaf(1)), 2: Leaf(2)}, num_pdfs=3)
     b = tree.to_kaldi_bytes()
-    assert b.startswith(b"ContextDependency \x04\x03\x00\x00\x00\x04\x01\x00\x00\x00ToPdf TE \x04\x01\x00\x00\x00\xfc\x03\x00\x00\x00( NULL SE ")
+    assert b.startswith(
+        b"ContextDependency \x04\x03\x00\x00\x00\x04\x01\x00\x00\x00"
+        b"ToPdf TE \x04\x01\x00\x00\x00\xfc\x03\x00\x00\x00( NULL SE "
+    )
     assert b"SE \x04\x00\x00\x00\x00\x04\x01\x00\x00\x00\x02\x00\x00\x00{ CE " in b
     assert b.endswith(b") EndContextDependency ")
     ctx = context_dependency_from_bytes(b)
-    assert [ctx.compute([l, 1, 0], 0)[1] for l in (0, 1, 2)] == [1, 1, 0]
+    assert [ctx.compute([left, 1, 0], 0)[1] for left in (0, 1, 2)] == [1, 1, 0]
 
 
 def test_too_few_leaves_is_a_clear_error(stats):

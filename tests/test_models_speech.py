@@ -155,7 +155,8 @@ def test_chunked_training_forward_aligns_with_labels():
     num_frames = 70
     feats = torch.randn(3, 64, num_frames)
     labels = torch.arange(num_frames)
-    inputs, targets, starts = (torch.from_numpy(a) for a in chunk_utterance(feats.numpy(), labels.numpy(), chunk_frames=32))
+    chunks = chunk_utterance(feats.numpy(), labels.numpy(), chunk_frames=32)
+    inputs, targets, starts = (torch.from_numpy(a) for a in chunks)
     valid = targets != IGNORE_LABEL
     assert starts.tolist() == [0, 32, 38]
     assert targets[2][valid[2]].tolist() == [64, 65, 66, 67, 68, 69]

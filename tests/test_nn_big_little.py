@@ -33,7 +33,8 @@ def test_resample_frequency_only_keeps_time_exact():
     for t in range(7):
         col = resample_to(x[..., t : t + 1], [8], dims=(2,), mode="bilinear")
         torch.testing.assert_close(y[..., t : t + 1], col)
-    # Bilinear x2 up-sampling (align_corners=False): the first output equals the first input, the second is 3/4, 1/4 mix.
+    # Bilinear x2 up-sampling (align_corners=False): the first output equals the first input,
+    # the second is a 3/4, 1/4 mix.
     torch.testing.assert_close(y[:, :, 1], 0.75 * x[:, :, 0] + 0.25 * x[:, :, 1])
     z = resample_to(x, [8, 14], dims=(2, 3), mode="nearest")
     torch.testing.assert_close(z[:, :, ::2, ::2], x)
@@ -95,7 +96,9 @@ def test_multi_branch_module_merges_three_scales():
 
 
 def test_count_macs_counts_convs_and_linear_per_example():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=(2, 1), padding=(1, 0), bias=False), nn.Flatten(), nn.Linear(4 * 4 * 5, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=(2, 1), padding=(1, 0), bias=False), nn.Flatten(), nn.Linear(4 * 4 * 5, 10)
+    )
     result = count_macs(model, torch.randn(3, 3, 8, 7))
     conv = 4 * 4 * 5 * 3 * 9  # out elements (4 ch x 4 freq x 5 time) x in_ch x kernel
     assert result.per_module == {"0": conv, "2": 80 * 10}

@@ -7,7 +7,6 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -419,8 +418,10 @@ def test_cli(tmp_path):
     report = WerReport.from_json(json.loads((tmp_path / "o" / "wer.json").read_text()))
     assert report.scorer == "python" and set(report.subsets) == {"swb", "callhome"}
     (tmp_path / "bad.ctm").write_text("sw_4001 A 0.1 x\n")
-    bad = subprocess.run(cmd + ["--ctm", str(tmp_path / "bad.ctm"), "--stm", str(stm), "--out-dir", str(tmp_path / "b")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        cmd + ["--ctm", str(tmp_path / "bad.ctm"), "--stm", str(stm), "--out-dir", str(tmp_path / "b")],
+        capture_output=True, text=True,
+    )
     assert bad.returncode == 2
     assert bad.stderr.startswith("asr_bl-score: error: ") and "bad.ctm:1" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -98,8 +98,9 @@ def print_vision_table(rows: Sequence[Dict[str, object]]) -> None:
         if "gmacs_without_rpn" in r:
             note = (f"{note}; {r['proposals']} proposals; without RPN head {float(r['gmacs_without_rpn']):.2f} "
                     f"({pct(r['gmacs_without_rpn_dev_pct']).strip()}%), backbone {float(r['backbone_gmacs']):.2f}")
-        print(f"{r['table']:8s} {r['model']:28s} {size:>9s} {float(r['gmacs']):8.3f} {float(r['paper_gmacs']):7.3f} "
-              f"{pct(r['gmacs_dev_pct'])} {float(r['params_m']):9.2f} {paper_params:>6s} {pct(r['params_dev_pct'])}  {note}")
+        print(f"{r['table']:8s} {r['model']:28s} {size:>9s} {float(r['gmacs']):8.3f} "
+              f"{float(r['paper_gmacs']):7.3f} {pct(r['gmacs_dev_pct'])} {float(r['params_m']):9.2f} "
+              f"{paper_params:>6s} {pct(r['params_dev_pct'])}  {note}")
 
 
 def parse_input_size(text: str) -> Tuple[int, int]:
@@ -108,7 +109,7 @@ def parse_input_size(text: str) -> Tuple[int, int]:
     try:
         sizes = [int(p) for p in parts if p]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--input-size {text!r}: expected N or HxW, e.g. 224 or 64x49")
+        raise argparse.ArgumentTypeError(f"--input-size {text!r}: expected N or HxW, e.g. 224 or 64x49") from None
     if len(sizes) == 1:
         sizes = sizes * 2
     if len(sizes) != 2 or min(sizes) < 1:
@@ -246,7 +247,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else:
                 shape = "x".join(str(v) for v in row["input_size"])
                 print(f"{row['model']}: {row['gmacs']:.3f} GMACs per {shape} image with {row['proposals']} "
-                      f"proposals ({row['gmacs_without_rpn']:.3f} without the RPN head), {row['params_m']:.3f} M parameters")
+                      f"proposals ({row['gmacs_without_rpn']:.3f} without the RPN head), "
+                      f"{row['params_m']:.3f} M parameters")
                 for part, gmacs in row["gmacs_by_part"].items():
                     print(f"  {part:12s} {gmacs:9.3f} GMACs")
                 print(f"(counted by {COUNTER})")
@@ -256,7 +258,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.json:
                 print(json.dumps(rows, indent=1))
             else:
-                print(f"{'model':24s} {'GMACs':>7s} {'paper':>6s} {'dev%':>6s} {'params(M)':>9s} {'paper':>6s} {'dev%':>6s}")
+                print(f"{'model':24s} {'GMACs':>7s} {'paper':>6s} {'dev%':>6s} "
+                      f"{'params(M)':>9s} {'paper':>6s} {'dev%':>6s}")
                 for r in rows:
                     print(
                         f"{r['model']:24s} {r['gmacs']:7.3f} {r['paper_gmacs']:6.2f} {r['gmacs_dev_pct']:+6.1f} "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from asr_bl.io import write_json, write_text
 from asr_bl.scoring import (
     GlmFormatError,
     ScoringError,
@@ -29,7 +30,6 @@ from asr_bl.scoring import (
     score_ctm,
     score_texts,
 )
-from asr_bl.io import write_json, write_text
 
 PROG = "asr_bl-score"
 
@@ -67,7 +67,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="auto: sclite when installed, else python with a warning (default: %(default)s)")
     p.add_argument("--subset", action="append", default=[], metavar="NAME=PREFIX",
                    help="count a subset by id prefix, e.g. swb=sw_ (repeatable)")
-    p.add_argument("--vocab", type=Path, help="vocabulary (words.txt or one word per line) to count OOV reference words")
+    p.add_argument("--vocab", type=Path,
+                   help="vocabulary (words.txt or one word per line) to count OOV reference words")
     p.add_argument("--out-dir", type=Path, default=d.out_dir, help="output directory (default: %(default)s)")
     p.add_argument("--verbose", action="store_true", help="log details; tracebacks on errors")
     return p

@@ -99,7 +99,8 @@ def write_alignment_outputs(
         "frames": int(counts.sum()),
     }
     if cuts is not None:
-        summary["cuts"] = str(write_aligned_cuts(out_dir / (cuts_name or "cuts_ali.jsonl.gz"), cuts, pdf_ali, phone_ali, frame_shift))
+        cuts_path = out_dir / (cuts_name or "cuts_ali.jsonl.gz")
+        summary["cuts"] = str(write_aligned_cuts(cuts_path, cuts, pdf_ali, phone_ali, frame_shift))
     return summary
 
 

@@ -18,8 +18,8 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from asr_bl.nn import BigLittleModule, MergeConfig, MultiBranchModule, channel_matching
 from asr_bl.models.blocks import ConvBNReLU, ResidualBlock
+from asr_bl.nn import BigLittleModule, MergeConfig, MultiBranchModule, channel_matching
 
 #: Frames of context on each side of a labelled frame (the receptive field is 2 * 24 + 1 = 49).
 CONTEXT_FRAMES = 24

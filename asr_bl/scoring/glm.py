@@ -25,7 +25,7 @@ its spellings.
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from asr_bl.io import Pathlike, write_text
 

@@ -14,8 +14,9 @@ time-mediated alignment, no ``-m`` reduction), reproduced by the Python scorer:
 
 * per recording and side, hypothesis words (sorted by start time) go to the reference segments in
   order: a segment takes the next words while their *midpoint* ``start + dur/2`` (double) is before
-  the segment's end (read as a C float by sclite, so rounded to float32 here too); words before a segment's start (in a gap) go to the next segment; the last
-  segment of the side takes all remaining words;
+  the segment's end (read as a C float by sclite, so rounded to float32 here too); words before a
+  segment's start (in a gap) go to the next segment; the last segment of the side takes all
+  remaining words;
 * each segment is aligned on its own (:mod:`asr_bl.scoring.align`); a segment whose text contains
   ``IGNORE_TIME_SEGMENT_IN_SCORING`` and its words are skipped; a side with no hypothesis words
   is all deletions; hypothesis words on a recording/side absent from the STM are refused (sclite
@@ -289,7 +290,9 @@ def score_files_python(stm_filt: Pathlike, ctm_filt: Pathlike, subsets: Optional
 
 # ------------------------------------------------------------------------------ sclite
 _PRA_SCORES = re.compile(r"^Scores: \(#C #S #D #I\)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)")
-_DTL_COUNT = re.compile(r"^\s*(Percent Substitution|Percent Deletions|Percent Insertions|Ref\. words)\s*=.*\(\s*(\d+)\)")
+_DTL_COUNT = re.compile(
+    r"^\s*(Percent Substitution|Percent Deletions|Percent Insertions|Ref\. words)\s*=.*\(\s*(\d+)\)"
+)
 
 
 def _parse_pra(path: Path) -> List[Tuple[str, str, ErrorCounts]]:

@@ -13,7 +13,7 @@ the file and line number (:class:`TranscriptFormatError`).
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
 
 from asr_bl.io import Pathlike, atomic_open
 from asr_bl.scoring.filters import filter_reference

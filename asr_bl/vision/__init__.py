@@ -10,8 +10,10 @@ the baselines ``resnet50`` ...) to builders, for ``asr_bl-flops NAME --input-siz
 ``asr_bl-flops vision-tables`` prints every model of Tables 6-10 beside the paper's figures.
 """
 
-from asr_bl.vision.checkpoint import CheckpointMismatchError, load_official, save_official
+from asr_bl.vision.ablations import bl_resnet50_k3, bl_resnet50_m1, bl_resnet50_m2, bl_resnet101_m7
 from asr_bl.vision.blocks import Bottleneck, SqueezeExcitation, make_shortcut, make_stage
+from asr_bl.vision.checkpoint import CheckpointMismatchError, load_official, save_official
+from asr_bl.vision.detection import DETECTORS, fasterrcnn_bl_resnet101_fpn, fasterrcnn_resnet101_fpn
 from asr_bl.vision.models import (
     MODELS,
     STAGE_DEPTHS,
@@ -20,6 +22,7 @@ from asr_bl.vision.models import (
     ResNet,
     ResNetConfig,
     bl_resnet50,
+    bl_resnet50_concat,
     bl_resnet101,
     bl_resnet152,
     bl_resnext50_32x4d,
@@ -28,18 +31,16 @@ from asr_bl.vision.models import (
     bl_seresnext50_32x4d,
     bl_seresnext101_32x4d,
     resnet50,
+    resnet50_lowres,
     resnet101,
+    resnet101_lowres,
     resnet152,
     resnext50_32x4d,
     resnext101_32x4d,
     resnext101_64x4d,
     seresnext50_32x4d,
     seresnext101_32x4d,
-    resnet50_lowres,
-    resnet101_lowres,
-    bl_resnet50_concat,
 )
-from asr_bl.vision.ablations import bl_resnet50_k3, bl_resnet50_m1, bl_resnet50_m2, bl_resnet101_m7
 from asr_bl.vision.shufflenet import (
     bl_shufflenet_v2_x1_0,
     bl_shufflenet_v2_x1_5,
@@ -48,7 +49,6 @@ from asr_bl.vision.shufflenet import (
     shufflenet_v2_x1_5,
     shufflenet_v2_x2_0,
 )
-from asr_bl.vision.detection import DETECTORS, fasterrcnn_bl_resnet101_fpn, fasterrcnn_resnet101_fpn
 
 # Builders of the modules that build on ``models`` join its registry here (``models`` cannot
 # import them without a cycle).

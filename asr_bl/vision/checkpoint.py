@@ -145,9 +145,10 @@ def load_official(
     elif isinstance(checkpoint, Mapping) and all(torch.is_tensor(v) for v in checkpoint.values()):
         state_dict = checkpoint
     else:
+        found = _listing(sorted(map(str, checkpoint))) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise CheckpointMismatchError(
             f"{path} is neither a state_dict nor a dict with a 'state_dict' entry "
-            f"(top-level keys: {_listing(sorted(map(str, checkpoint))) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__})"
+            f"(top-level keys: {found})"
         )
     state_dict = strip_prefix(state_dict, "module.")
     expected = model.state_dict()

@@ -135,7 +135,8 @@ def _em_iterations(
             mix_up(model, upd["state_occs"], num_gauss, config.power, config.perturb_factor, rng)
         entry["num_gauss"] = model.am.num_gauss
         entry["seconds"] = time.time() - t0
-        logger.info("%s iter %d: %s", desc, it, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()})
+        rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}
+        logger.info("%s iter %d: %s", desc, it, rounded)
         log.append(entry)
     return log
 
@@ -147,7 +148,9 @@ def _collect(pool: ShardPool[ShardWorker]) -> Tuple[Dict[str, np.ndarray], Dict[
     return ali, failures
 
 
-def _final_alignment(pool: ShardPool[ShardWorker], model: GmmHmm, align_config: AlignOptions) -> Tuple[Dict[str, Any], Dict, Dict]:
+def _final_alignment(
+    pool: ShardPool[ShardWorker], model: GmmHmm, align_config: AlignOptions
+) -> Tuple[Dict[str, Any], Dict, Dict]:
     """Align every utterance with the final model; its log entry, alignments and failures."""
     pool.map(ShardWorker.set_model, model.to_bytes())
     aligned = AlignResult.total(pool.map(ShardWorker.align, align_config))

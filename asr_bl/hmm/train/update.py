@@ -102,7 +102,9 @@ def _aux(o: np.ndarray, s1: np.ndarray, s2: np.ndarray, w: np.ndarray, m: np.nda
     return float((o * (logw - 0.5 * (d * np.log(2 * np.pi) + np.log(v).sum(1)))).sum() - 0.5 * quad.sum())
 
 
-def mix_up(model: GmmHmm, state_occs: np.ndarray, target: int, power: float, perturb: float, rng: np.random.Generator) -> None:
+def mix_up(
+    model: GmmHmm, state_occs: np.ndarray, target: int, power: float, perturb: float, rng: np.random.Generator
+) -> None:
     """Grow mixtures to ``target`` Gaussians in total (Kaldi's split-by-count, occupancy^power),
     with seeded perturbation of the new components' means (see module docstring)."""
     am = model.am

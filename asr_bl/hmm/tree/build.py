@@ -114,7 +114,7 @@ def build_tree(
         leaves.append(st)
         if st.best is not None:
             heapq.heappush(heap, (-st.best[0], st.node.leaf_id))
-    objf_start = sum(l.objf for l in leaves)
+    objf_start = sum(leaf.objf for leaf in leaves)
     target = config.num_leaves
     if target < len(leaves):
         raise ValueError(
@@ -144,7 +144,7 @@ def build_tree(
         st.node = None  # type: ignore[assignment]
         return gain
 
-    active = {l.node.leaf_id for l in leaves}
+    active = {leaf.node.leaf_id for leaf in leaves}
     min_gain = math.inf
     grow_to = int(math.ceil(target * config.split_overshoot)) if config.merge else target
     while len(active) < grow_to and heap:
@@ -201,8 +201,8 @@ def _merge_leaves(active: List[_LeafState], builder: _Builder, target: int) -> L
     var_floor = builder.config.var_floor
     # Per root: clusters with their stats.
     groups: Dict[int, List[_LeafState]] = {}
-    for l in active:
-        groups.setdefault(l.root, []).append(l)
+    for leaf in active:
+        groups.setdefault(leaf.root, []).append(leaf)
     root_clusters: Dict[int, List[List[int]]] = {}
     root_stats: Dict[int, List[Tuple[float, np.ndarray, np.ndarray]]] = {}
 
@@ -217,9 +217,9 @@ def _merge_leaves(active: List[_LeafState], builder: _Builder, target: int) -> L
         return cost
 
     for root, ls in groups.items():
-        root_clusters[root] = [[l.node.leaf_id] for l in ls]
+        root_clusters[root] = [[leaf.node.leaf_id] for leaf in ls]
         root_stats[root] = [
-            (float(st.counts[l.idx].sum()), st.sums[l.idx].sum(0), st.sumsq[l.idx].sum(0)) for l in ls
+            (float(st.counts[leaf.idx].sum()), st.sums[leaf.idx].sum(0), st.sumsq[leaf.idx].sum(0)) for leaf in ls
         ]
 
     def cheapest(root: int) -> Optional[Tuple[float, int, int, int]]:
