@@ -34,13 +34,15 @@ On-disk layout of an LM dir (``exp/lm/<name>/``)::
     summary.json   order, thresholds, n-gram counts per order, OOV mapping, perplexities
     done.json      the stage record (asr_bl.stage)
 """
+import contextlib
+import functools
 import logging
 import math
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from asr_bl.io import Pathlike, atomic_path, write_json, write_text
 
@@ -116,6 +118,22 @@ def map_text(lines: Iterable[str], vocab: Set[str], oov_word: str) -> Tuple[List
     return out, {"sentences": len(out), "tokens": tokens, "oov_tokens_mapped": mapped}
 
 
+@contextlib.contextmanager
+def _quiet_kaldingram() -> Iterator[None]:
+    """kaldingram draws tqdm bars for every step; a library call keeps stderr for the log."""
+    import kaldingram.prune
+    import kaldingram.train
+    from tqdm import tqdm
+
+    saved = kaldingram.train.tqdm, kaldingram.prune.tqdm
+    quiet = functools.partial(tqdm, disable=True)
+    kaldingram.train.tqdm = kaldingram.prune.tqdm = quiet
+    try:
+        yield
+    finally:
+        kaldingram.train.tqdm, kaldingram.prune.tqdm = saved
+
+
 def train_arpa(text_file: Pathlike, order: int) -> str:
     """A Kneser-Ney ARPA model of ``text_file`` (one sentence per line) as a string."""
     import io
@@ -124,26 +142,29 @@ def train_arpa(text_file: Pathlike, order: int) -> str:
 
     if not 1 <= order <= 5:
         raise ValueError(f"LM order must be 1..5 (kaldingram), got {order}")
-    counts = NgramCounts(order)
-    counts.add_raw_counts_from_file(str(text_file))
-    counts.cal_discounting_constants()
-    counts.cal_f()
-    counts.cal_bow()
-    buf = io.StringIO()
-    counts.print_as_arpa(fout=buf)
+    with _quiet_kaldingram():
+        counts = NgramCounts(order)
+        counts.add_raw_counts_from_file(str(text_file))
+        counts.cal_discounting_constants()
+        counts.cal_f()
+        counts.cal_bow()
+        buf = io.StringIO()
+        counts.print_as_arpa(fout=buf)
     return buf.getvalue()
 
 
 def _load(arpa: str) -> Any:
     from kaldingram.prune import ArpaParser
 
-    return ArpaParser().loads(arpa)[0]
+    with _quiet_kaldingram():
+        return ArpaParser().loads(arpa)[0]
 
 
 def _dump(lm: Any) -> str:
     from kaldingram.prune import ArpaParser
 
-    return ArpaParser().dumps(lm)
+    with _quiet_kaldingram():
+        return ArpaParser().dumps(lm)
 
 
 def ngram_counts(lm: Any) -> Dict[int, int]:
@@ -154,7 +175,8 @@ def ngram_counts(lm: Any) -> Dict[int, int]:
 def _prune(lm: Any, threshold: float) -> None:
     from kaldingram.prune import prune
 
-    prune(lm, threshold, 2)  # minorder 2: the vocabulary (unigrams) stays
+    with _quiet_kaldingram():
+        prune(lm, threshold, 2)  # minorder 2: the vocabulary (unigrams) stays
 
 
 def prune_to_target(lm: Any, config: LmConfig) -> Tuple[Any, Dict[str, Any]]:
