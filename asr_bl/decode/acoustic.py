@@ -103,6 +103,8 @@ class GmmSource(LikelihoodSource):
         if done.is_file():
             kind = json.loads(done.read_text()).get("args", {}).get("feature_type", "mfcc")
         self.feature_config = GmmFeatureConfig(kind=kind)
+        self.frame_shift = float(self.feature_config.frame.frame_shift)
+        self.sampling_rate = int(self.feature_config.frame.sampling_rate)
         st = stacked_gmm(self.model.am)
         self._W, self._pdf = st["W"], st["pdf"]
         self._feats: Dict[str, np.ndarray] = {}
@@ -149,6 +151,8 @@ class NetworkSource(LikelihoodSource):
 
         self._loader_cls = FeatureLoader
         self._config = FbankConfig(**card.feature_config)
+        self.frame_shift = float(self._config.frame_shift)
+        self.sampling_rate = int(self._config.sampling_rate)
         self._stats: Optional[Any] = None
 
     def prepare(self, cuts: Iterable[Any], num_jobs: int = 1) -> None:

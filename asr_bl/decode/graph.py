@@ -20,6 +20,7 @@ A *graph dir* is self-contained; decoding never re-guesses anything::
                     transition-id of each arc, aux_labels = word ids, input epsilons removed
     words.txt       the lang dir's word table
     phones.txt      the lang dir's phone table
+    G.arpa          the first-pass LM as ARPA (when G.fst's dir has lm.arpa; rescoring needs it)
     lexicon.txt     the lang dir's lexicon (word -> phones; word times align the best path's
                     phones to the words with it)
     transitions.npz per transition-id (index 0 unused): ``phone``, ``hmm_state``, ``pdf``
@@ -185,6 +186,10 @@ def make_graph(lang_dir: Pathlike, model_dir: Pathlike, g_fst: Pathlike, out_dir
     for name in ("words.txt", "phones.txt", "lexicon.txt"):
         with atomic_path(out_dir / name) as tmp:
             shutil.copyfile(lang_dir / name, tmp)
+    arpa = g_fst.parent / "lm.arpa"
+    if arpa.is_file():  # the first-pass LM, for n-best rescoring (its scores are taken out of paths)
+        with atomic_path(out_dir / "G.arpa") as tmp:
+            shutil.copyfile(arpa, tmp)
     tables = model.tables
     with atomic_open(out_dir / "transitions.npz", "wb") as f:
         np.savez(f, phone=tables.phone, hmm_state=tables.hmm_state, pdf=tables.pdf)
