@@ -146,11 +146,15 @@ class K2Decoder(Decoder):
                                             min_active_states=c.min_active, max_active_states=c.max_active)
         best = k2.shortest_path(lattice, use_double_scores=True)
         scores = best.get_tot_scores(use_double_scores=True, log_semiring=False).cpu()
+        # Arcs per best path, read off the FsaVec's shape: indexing an empty FSA with ragged
+        # attributes fails in k2, and an empty best path is the "no surviving token" case.
+        rs1 = best.arcs.shape().row_splits(1).tolist()
+        rs2 = best.arcs.shape().row_splits(2).tolist()
         for b, i in enumerate(todo):
-            path = best[b]
-            if path.num_arcs == 0:
+            if rs2[rs1[b + 1]] - rs2[rs1[b]] == 0:
                 out[i] = _failed()
                 continue
+            path = best[b]
             out[i] = DecodeResult(
                 words=path_words(path),
                 tids=path.tids[:-1].cpu().numpy().astype(np.int32),

@@ -292,8 +292,9 @@ def build_lm(
     arpa = train_arpa(out_dir / "text.txt", config.order)
     lm = _load(arpa)
     trained = ngram_counts(lm)
-    lm, prune_log = prune_to_target(lm, config)
+    # Before pruning, so that the target counts the final model (pruning never touches unigrams).
     missing = add_missing_unigrams(lm, vocab, config.floor_below_min)
+    lm, prune_log = prune_to_target(lm, config)
     with atomic_path(out_dir / "lm.arpa") as tmp:
         tmp.write_text(_dump(lm), encoding="utf-8")
     if make_fst:
