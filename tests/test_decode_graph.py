@@ -274,7 +274,7 @@ def test_decode_cli_short_utterance_and_oov_references_are_scored(toy, tmp_path)
     assert "tiny no surviving token" in (out / "failures.txt").read_text()
     rep = json.loads((out / "wer.json").read_text())
     assert rep["oov_ref_words"] == 1  # zebra
-    assert rep["overall"]["deletions"] >= 2  # the tiny utterance's two words
+    assert rep["overall"]["dele"] >= 2  # the tiny utterance's two words
     assert "tiny" in (out / "hyp.txt").read_text()
 
 
