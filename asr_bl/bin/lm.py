@@ -41,6 +41,10 @@ def get_parser() -> argparse.ArgumentParser:
                    help="entropy-prune to about this many n-grams in total (0: no pruning)")
     p.add_argument("--prune-threshold", type=float, default=d.prune_threshold,
                    help="explicit entropy-pruning threshold instead of a target (0: none)")
+    p.add_argument("--ladder-start", type=float, default=d.ladder_start,
+                   help="first threshold tried when pruning to --target-ngrams")
+    p.add_argument("--ladder-factor", type=float, default=d.ladder_factor,
+                   help="factor between the thresholds tried")
     p.add_argument("--oov-word", default=d.oov_word, help="word that LM-text words outside words.txt become")
     p.add_argument("--floor-below-min", type=float, default=d.floor_below_min,
                    help="lexicon words absent from the text get log10 p = (lowest unigram) - this")
