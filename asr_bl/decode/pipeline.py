@@ -15,7 +15,8 @@ What :func:`decode_set` writes to its output dir (a Kaldi-style decode dir)::
 
 Settings. With ``lm_weight``/``wip`` given (test sets: the values tuned on dev) they are used;
 otherwise, with references, the best setting of the sweep on this set is chosen (dev). The kaldi
-backend keeps no lattice: its one setting is LM weight = 1 / acoustic scale, penalty 0.
+backend keeps no lattice: its one setting is LM weight = 1 / acoustic scale (a given
+``lm_weight`` becomes the search's acoustic scale), penalty 0.
 """
 import json
 import logging
@@ -146,6 +147,13 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
     source.prepare(cuts, num_jobs=options.num_jobs)
     t_prepare = time.perf_counter() - t0
 
+    ac = options.acoustic_scale
+    if options.backend == "kaldi" and options.lm_weight is not None:
+        # No lattice: the LM weight is applied in the search itself, as acoustic scale 1 / LM weight.
+        if options.wip not in (None, 0.0):
+            raise ValueError(f"the kaldi backend has no word-insertion penalty (got --wip {options.wip}); "
+                             f"use the best setting with penalty 0 of the dev sweep (sweep.json 'best_wip0')")
+        ac = 1.0 / options.lm_weight
     keep_lattices = options.backend == "k2"
     decoder = None
     pool = None
@@ -167,7 +175,7 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         for c0 in range(0, len(cuts), chunk):
             part = cuts[c0:c0 + chunk]
             t0 = time.perf_counter()
-            mats = [source.log_likelihoods(c) * options.acoustic_scale for c in part]
+            mats = [source.log_likelihoods(c) * ac for c in part]
             t_like += time.perf_counter() - t0
             frames += sum(m.shape[0] for m in mats)
             res, secs = decode_matrices(mats, graph, options.backend, config, options.device, options.num_jobs,
@@ -194,7 +202,6 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         speakers = {c.id: (c.supervisions[0].speaker or c.id) for c in cuts}
 
     # Settings: the sweep (k2, references, no fixed setting) or the given one.
-    ac = options.acoustic_scale
     fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
                     options.wip if options.wip is not None else 0.0)
     sweep_report: Dict[str, Any] = {}
@@ -213,7 +220,11 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         chosen = best_setting(reports)
         sweep_report = {str(s): {"lm_weight": s.lm_weight, "wip": s.wip, "wer": reports[s].overall.wer}
                         for s in settings}
-        write_json(out_dir / "sweep.json", {"best": str(chosen), "settings": sweep_report})
+        best0 = best_setting({s: r for s, r in reports.items() if s.wip == 0.0}) if 0.0 in options.wips else None
+        write_json(out_dir / "sweep.json", {"best": str(chosen), "best_lm_weight": chosen.lm_weight,
+                                            "best_wip": chosen.wip,
+                                            "best_wip0": None if best0 is None else best0.lm_weight,
+                                            "settings": sweep_report})
         logger.info("sweep: best %s, WER %.2f%%", chosen, reports[chosen].overall.wer)
 
     def chosen_paths(rescore: Optional[Tuple[Any, Any]] = None) -> Dict[str, Tuple[List[int], np.ndarray]]:
