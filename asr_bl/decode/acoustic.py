@@ -158,12 +158,13 @@ class NetworkSource(LikelihoodSource):
     def prepare(self, cuts: Iterable[Any], num_jobs: int = 1) -> None:
         from asr_bl.features import compute_cmvn_stats
 
+        from lhotse import CutSet
+
         cuts = list(cuts)
-        try:
-            self._stats = compute_cmvn_stats(cuts, self._config)
-        except Exception as e:  # per-utterance CMVN is the loader's fallback
-            logger.warning("network source: no per-side CMVN statistics (%s); using per-utterance CMVN", e)
-            self._stats = None
+        # Per-side statistics over the decoded set (as the features stage computes them for a part):
+        # from the attached features when every cut has them, else from the audio.
+        source = "precomputed" if all(getattr(c, "has_features", False) for c in cuts) else "audio"
+        self._stats = compute_cmvn_stats(CutSet.from_cuts(cuts), self._config, source=source)
 
     def log_likelihoods(self, cut: Any) -> torch.Tensor:
         source = "precomputed" if getattr(cut, "has_features", False) else "on-the-fly"
