@@ -199,6 +199,7 @@ def _wav(path, seconds=1.0, rate=8000, channels=1, data=None):
     return path
 
 
+@pytest.mark.slow
 def test_decode_cli_on_a_manifest_with_both_backends(toy, tmp_path, capsys):
     from asr_bl.bin.decode import main
 
