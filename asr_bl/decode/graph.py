@@ -176,9 +176,6 @@ def make_graph(lang_dir: Pathlike, model_dir: Pathlike, g_fst: Pathlike, out_dir
                               trans_model=tm, ifst=HCLGa)
     del HCLGa
     step("HCLG", t0, HCLG)
-    bad = _max_ilabel(HCLG)
-    if bad > num_tids:
-        raise RuntimeError(f"HCLG still has input label {bad} > {num_tids} transition-ids (disambiguation ids left)")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "HCLG.fst") as tmp:
@@ -221,18 +218,6 @@ def make_graph(lang_dir: Pathlike, model_dir: Pathlike, g_fst: Pathlike, out_dir
     return info
 
 
-def _max_ilabel(fst: Any) -> int:
-    import kaldifst
-
-    best = 0
-    for s in range(fst.num_states):
-        it = kaldifst.ArcIterator(fst, s)
-        while not it.done:
-            best = max(best, it.value.ilabel)
-            it.next()
-    return best
-
-
 def hclg_to_k2(hclg: Any, tid2pdf: np.ndarray) -> Any:
     """The k2 search form of a transition-id HCLG: labels pdf-id + 1, ``tids`` attribute, no input epsilons.
 
@@ -247,6 +232,9 @@ def hclg_to_k2(hclg: Any, tid2pdf: np.ndarray) -> Any:
         hclg = _read_fst(Path(hclg))
     fsa = k2.Fsa.from_openfst(hclg.to_str(show_weight_one=True), acceptor=False)
     tids = fsa.labels.clone()
+    if int(tids.max()) >= len(tid2pdf):
+        raise RuntimeError(f"HCLG has input label {int(tids.max())}, beyond the {len(tid2pdf) - 1} transition-ids "
+                           f"(disambiguation ids left?)")
     lut = torch.from_numpy(np.asarray(tid2pdf, dtype=np.int32) + 1)
     lut[0] = 0
     labels = tids.clone()
