@@ -19,6 +19,9 @@ setup(
             "asr_bl-gmm=asr_bl.bin.gmm:main",
             "asr_bl-imagenet=asr_bl.vision.train:main",
             "asr_bl-score=asr_bl.bin.score:main",
+            "asr_bl-lm=asr_bl.bin.lm:main",
+            "asr_bl-mkgraph=asr_bl.bin.mkgraph:main",
+            "asr_bl-decode=asr_bl.bin.decode:main",
         ]
     },
 )

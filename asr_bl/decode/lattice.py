@@ -1,0 +1,156 @@
+"""Lattice operations of the k2 backend: LM weight x insertion penalty sweeps, n-best LM rescoring.
+
+A lattice from :class:`~asr_bl.decode.decoders.K2Decoder` has per arc ``scores`` (graph score +
+scaled acoustic score), ``graph_scores`` (the graph's part), ``aux_labels`` (words) and ``tids``.
+With the search's acoustic scale ``a`` the raw acoustic score is ``(scores - graph_scores) / a``.
+
+Settings follow Kaldi's ``score.sh``: for LM weight ``L`` and word-insertion penalty ``p`` a path
+scores ``acoustic / L + graph - p * num_words`` (``lattice-scale --inv-acoustic-scale=L |
+lattice-add-penalty --word-ins-penalty=p | lattice-best-path``), so every setting is a best path
+of the same lattice: one acoustic pass, every setting scored from it (icefall's habit).
+
+Rescoring with a bigger LM (:func:`rescore_nbest`), as icefall's n-best rescoring: candidate
+paths are the 1-best plus ``num_paths`` paths sampled from the lattice's posteriors
+(``k2.random_paths``), one per distinct word sequence (its best-scoring sample). Each candidate's
+graph score loses the first-pass LM's log-probability of its words and gains the big LM's, both
+computed exactly from the ARPA models (back-off included); the best candidate under the tuned
+``L``/``p`` wins. The 1-best is always a candidate, so rescoring never loses the first-pass answer.
+"""
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+__all__ = ["Setting", "sweep", "rescore_nbest", "PathChoice"]
+
+LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True, order=True)
+class Setting:
+    """An LM weight and a word-insertion penalty."""
+
+    lm_weight: float
+    wip: float = 0.0
+
+    def __str__(self) -> str:
+        return f"lmwt{self.lm_weight:g}_wip{self.wip:g}"
+
+
+@dataclass
+class PathChoice:
+    """A chosen path: words (ids), transition-id alignment, total score under the setting."""
+
+    words: List[int]
+    tids: np.ndarray
+    score: float
+
+
+def _words_per_arc(lat: Any) -> torch.Tensor:
+    import k2
+
+    aux = lat.aux_labels
+    if isinstance(aux, k2.RaggedTensor):
+        kept = aux.remove_values_leq(0)
+        rs = kept.shape.row_splits(1)
+        return (rs[1:] - rs[:-1]).to(torch.float32)
+    return (aux > 0).to(torch.float32)
+
+
+def _rescaled(lat: Any, acoustic_scale: float, setting: Setting) -> torch.Tensor:
+    am = (lat.scores - lat.graph_scores) / acoustic_scale
+    return am / setting.lm_weight + lat.graph_scores - setting.wip * _words_per_arc(lat)
+
+
+def _path_from_fsa(path: Any) -> PathChoice:
+    from asr_bl.decode.decoders import path_words
+
+    score = float(path.scores.sum())
+    return PathChoice(path_words(path), path.tids[:-1].cpu().numpy().astype(np.int32), score)
+
+
+def best_path(lat: Any, acoustic_scale: float, setting: Setting) -> PathChoice:
+    """The best path of one utterance's lattice under ``setting``."""
+    import k2
+
+    lat = lat.clone()
+    lat.scores = _rescaled(lat, acoustic_scale, setting)
+    best = k2.shortest_path(k2.create_fsa_vec([lat]), use_double_scores=True)[0]
+    return _path_from_fsa(best)
+
+
+def sweep(lattices: Dict[str, Any], acoustic_scale: float, settings: Sequence[Setting]) -> Dict[Setting, Dict[str, List[int]]]:
+    """``{setting: {utt_id: word ids}}`` for every setting, from the lattices of one decoding."""
+    import k2
+
+    ids = list(lattices)
+    out: Dict[Setting, Dict[str, List[int]]] = {s: {} for s in settings}
+    chunk = 256
+    for c0 in range(0, len(ids), chunk):
+        part = ids[c0:c0 + chunk]
+        vec = k2.create_fsa_vec([lattices[u] for u in part])
+        base_scores = vec.scores.clone()
+        am = (base_scores - vec.graph_scores) / acoustic_scale
+        nw = _words_per_arc(vec)
+        for s in settings:
+            vec.scores = am / s.lm_weight + vec.graph_scores - s.wip * nw
+            best = k2.shortest_path(vec, use_double_scores=True)
+            aux = best.aux_labels
+            if isinstance(aux, k2.RaggedTensor):
+                aux = aux.remove_values_leq(0)
+                per_arc = aux.tolist()
+                rs = best.arcs.shape().row_splits(1).tolist()
+                rs2 = best.arcs.shape().row_splits(2).tolist()
+                for b, u in enumerate(part):
+                    a0, a1 = rs2[rs[b]], rs2[rs[b + 1]]
+                    out[s][u] = [w for arc in per_arc[a0:a1] for w in arc]
+            else:
+                for b, u in enumerate(part):
+                    out[s][u] = [int(w) for w in best[b].aux_labels.tolist() if w > 0]
+        vec.scores = base_scores
+    return out
+
+
+def _arpa_ln(lm: Any, words: Sequence[str]) -> float:
+    return LN10 * lm.log_s(tuple(words)) if words else LN10 * lm.log_p_raw(("<s>", "</s>"))
+
+
+def rescore_nbest(lat: Any, acoustic_scale: float, setting: Setting, word_table: Sequence[str],
+                  old_lm: Any, new_lm: Any, num_paths: int = 100, seed: Optional[int] = 0) -> PathChoice:
+    """The best of the 1-best and ``num_paths`` sampled paths after swapping the LM (module docstring)."""
+    import k2
+
+    lat = lat.clone()
+    lat.scores = _rescaled(lat, acoustic_scale, setting)
+    vec = k2.create_fsa_vec([lat])
+    cands: Dict[Tuple[int, ...], PathChoice] = {}
+    one = _path_from_fsa(k2.shortest_path(vec, use_double_scores=True)[0])
+    cands[tuple(one.words)] = one
+    if num_paths > 0 and lat.num_arcs > 0:
+        if seed is not None:
+            torch.manual_seed(seed)
+        paths = k2.random_paths(vec, use_double_scores=True, num_paths=num_paths).tolist()[0]
+        scores = lat.scores
+        aux = lat.aux_labels
+        aux_list = aux.tolist() if isinstance(aux, k2.RaggedTensor) else [[int(a)] for a in aux.tolist()]
+        labels = lat.labels
+        for arcs in paths:
+            if not arcs:
+                continue
+            idx = torch.tensor(arcs, dtype=torch.int64)
+            words = tuple(w for a in arcs for w in aux_list[a] if w > 0)
+            score = float(scores[idx].sum())
+            if words not in cands or cands[words].score < score:
+                keep = idx[labels[idx] != -1]
+                cands[words] = PathChoice(list(words), lat.tids[keep].cpu().numpy().astype(np.int32), score)
+    best: Optional[PathChoice] = None
+    best_score = -float("inf")
+    for words, c in cands.items():
+        w = [word_table[i] for i in words]
+        s = c.score - _arpa_ln(old_lm, w) + _arpa_ln(new_lm, w)
+        if s > best_score:
+            best, best_score = c, s
+    assert best is not None
+    return PathChoice(best.words, best.tids, best_score)
