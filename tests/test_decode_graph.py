@@ -177,11 +177,10 @@ def test_sweep_and_rescoring_with_the_first_pass_lm_keep_the_1best(toy, decoded)
     s0 = Setting(1.0 / ACWT, 0.0)
     hyps = sweep(lats, ACWT, [s0, Setting(6.0, 0.5), Setting(20.0, 0.0)])
     assert all(hyps[s0][c.id] == r.words for c, r in zip(toy["cuts"], out["k2"]))
-    assert any(hyps[Setting(20.0, 0.0)][c.id] != r.words for c, r in zip(toy["cuts"], out["k2"])) or True
     g = load_arpa(toy["dir"] / "graph" / "G.arpa")
     big = load_arpa(toy["dir"] / "lm4" / "lm.arpa")
     same = changed = 0
-    for c, r in zip(toy["cuts"], out["k2"]):
+    for r in out["k2"]:
         p = rescore_nbest(r.lattice, ACWT, s0, graph.words, g, g, num_paths=30)
         same += p.words == r.words
         q = rescore_nbest(r.lattice, ACWT, s0, graph.words, g, big, num_paths=30)
@@ -302,7 +301,8 @@ def test_mismatched_model_and_graph_and_broken_dirs_are_clear_errors(toy, tmp_pa
     assert r.returncode == 2 and str(empty) in r.stderr
     assert not (tmp_path / "o" / "hyp.txt").exists()
     with pytest.raises(GraphError, match="pdfs"):
-        GraphDir(d / "graph").check_model(GmmSource(d / "mono").num_pdfs, GmmSource(d / "mono").tree_fingerprint, "mono")
+        mono = GmmSource(d / "mono")
+        GraphDir(d / "graph").check_model(mono.num_pdfs, mono.tree_fingerprint, "mono")
 
 
 def test_mkgraph_cli_rebuilds_only_when_an_input_changed(toy, tmp_path, caplog):

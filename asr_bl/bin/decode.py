@@ -54,7 +54,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", required=True, help="GMM dir (exp/tri2) or network dir")
     p.add_argument("--graph-dir", required=True, help="graph dir from asr_bl-mkgraph")
     p.add_argument("--out-dir", required=True, help="decode dir to write")
-    p.add_argument("--backend", choices=BACKENDS, default=o.backend, help="k2 (lattices, batched) or kaldi (FasterDecoder)")
+    p.add_argument("--backend", choices=BACKENDS, default=o.backend,
+                   help="k2 (lattices, batched) or kaldi (FasterDecoder)")
     p.add_argument("--device", default=o.device, help="cpu or cuda[:N] (k2 backend)")
     p.add_argument("--num-jobs", type=int, default=o.num_jobs, help="processes for features and the kaldi backend")
     p.add_argument("--channel", type=int, default=None, help="decode only this channel of multi-channel audio")
@@ -116,7 +117,8 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("--rescore-lm needs lattices: use --backend k2")
         if not (graph.path / "G.arpa").is_file():
             raise FileNotFoundError(f"{graph.path / 'G.arpa'}: the graph dir has no first-pass ARPA (rescoring "
-                                    f"takes its scores out); rebuild it with asr_bl-mkgraph --lm-dir <dir with lm.arpa>")
+                                    f"takes its scores out); rebuild it with "
+                                    f"asr_bl-mkgraph --lm-dir <dir with lm.arpa>")
     subsets = dict(kv.split("=", 1) for kv in args.subsets.split(",") if kv)
     options = DecodeOptions(backend=args.backend, device=args.device, acoustic_scale=args.acoustic_scale,
                             lm_weight=args.lm_weight, wip=args.wip, lm_weights=args.lm_weights, wips=args.wips,

@@ -28,7 +28,8 @@ PROG = "asr_bl-lm"
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0].split(": ", 1)[1],
-                                     epilog=__doc__.split("\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=__doc__.split("\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     d = LmConfig()
     p = sub.add_parser("train", help="train, prune, add missing words, write lm.arpa and G.fst",
@@ -68,7 +69,8 @@ def _train(args: argparse.Namespace) -> int:
     inputs = [args.text, args.words] + ([args.dev_text] if args.dev_text else [])
     for p in inputs:
         if not Path(p).is_file():
-            raise FileNotFoundError(f"{p}: not found; check the path (the recipe's data/lm_text.txt, data/lang/words.txt)")
+            raise FileNotFoundError(f"{p}: not found; check the path "
+                                    f"(the recipe's data/lm_text.txt, data/lang/words.txt)")
     st = Stage(out / "done.json", "lm", dict(asdict(config), fst=not args.no_fst, dev_text=args.dev_text), inputs)
     if st.is_done(args.force):
         print(json.dumps(json.loads((out / "summary.json").read_text()), indent=1))

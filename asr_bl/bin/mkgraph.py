@@ -49,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     from asr_bl.stage import Stage
 
     lang, model, lm, out = Path(args.lang), Path(args.model_dir), Path(args.lm_dir), Path(args.out_dir)
-    config = GraphConfig(transition_scale=args.transition_scale, self_loop_scale=args.self_loop_scale, k2=not args.no_k2)
+    config = GraphConfig(transition_scale=args.transition_scale, self_loop_scale=args.self_loop_scale,
+                         k2=not args.no_k2)
     inputs = [lang / n for n in ("L_disambig.fst", "words.txt", "phones.txt", "disambig.int", "lexicon.txt",
                                  "lang_config.txt")] + [model / "final.mdl", model / "tree", lm / "G.fst"]
     if (lm / "lm.arpa").is_file():

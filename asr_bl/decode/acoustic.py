@@ -21,7 +21,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
 import torch
@@ -156,9 +156,9 @@ class NetworkSource(LikelihoodSource):
         self._stats: Optional[Any] = None
 
     def prepare(self, cuts: Iterable[Any], num_jobs: int = 1) -> None:
-        from asr_bl.features import compute_cmvn_stats
-
         from lhotse import CutSet
+
+        from asr_bl.features import compute_cmvn_stats
 
         cuts = list(cuts)
         # Per-side statistics over the decoded set (as the features stage computes them for a part):

@@ -109,7 +109,7 @@ def _check_inputs(lang_dir: Path, model_dir: Path, g_fst: Path) -> None:
 
 
 def make_graph(lang_dir: Pathlike, model_dir: Pathlike, g_fst: Pathlike, out_dir: Pathlike,
-               config: GraphConfig = GraphConfig()) -> Dict[str, Any]:
+               config: Optional[GraphConfig] = None) -> Dict[str, Any]:
     """Build ``out_dir`` (see the module docstring) from a lang dir, a GMM model dir and G.fst.
 
     The caller decides skip-or-redo (:class:`asr_bl.stage.Stage`); this always builds.
@@ -118,6 +118,8 @@ def make_graph(lang_dir: Pathlike, model_dir: Pathlike, g_fst: Pathlike, out_dir
     from asr_bl.hmm.lang import load_lang
     from asr_bl.hmm.model import GmmHmm
     from asr_bl.stage import fingerprint
+
+    config = config if config is not None else GraphConfig()
 
     lang_dir, model_dir, g_fst, out_dir = Path(lang_dir), Path(model_dir), Path(g_fst), Path(out_dir)
     _check_inputs(lang_dir, model_dir, g_fst)

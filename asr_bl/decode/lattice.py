@@ -81,7 +81,8 @@ def best_path(lat: Any, acoustic_scale: float, setting: Setting) -> PathChoice:
     return _path_from_fsa(best)
 
 
-def sweep(lattices: Dict[str, Any], acoustic_scale: float, settings: Sequence[Setting]) -> Dict[Setting, Dict[str, List[int]]]:
+def sweep(lattices: Dict[str, Any], acoustic_scale: float,
+          settings: Sequence[Setting]) -> Dict[Setting, Dict[str, List[int]]]:
     """``{setting: {utt_id: word ids}}`` for every setting, from the lattices of one decoding."""
     import k2
 

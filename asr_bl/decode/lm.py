@@ -17,7 +17,8 @@ trained over exactly that vocabulary:
 Pruning. ``target_ngrams`` asks for about that many n-grams in total (all orders). Entropy
 pruning is monotone in its threshold, so the threshold climbs a geometric ladder (each step
 prunes the previous step's model further, SRILM-style successive pruning) until the count falls
-to the target; the first step at or below the target is kept (a factor-2 ladder lands within a few per cent). Unigrams are never pruned.
+to the target; the first step at or below the target is kept (a factor-2 ladder lands within a
+few per cent). Unigrams are never pruned.
 
 Perplexity follows SRILM's report: ``ppl`` counts one ``</s>`` per sentence in the denominator;
 words outside the LM vocabulary are *OOVs*, counted apart and not scored (the history restarts
@@ -37,7 +38,6 @@ On-disk layout of an LM dir (``exp/lm/<name>/``)::
 import contextlib
 import functools
 import logging
-import math
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -281,7 +281,8 @@ def build_lm(
     out_dir = Path(out_dir)
     text = Path(text)
     if not text.is_file():
-        raise FileNotFoundError(f"{text}: LM text not found; give one sentence per line (the recipe's data/lm_text.txt)")
+        raise FileNotFoundError(f"{text}: LM text not found; give one sentence per line "
+                                f"(the recipe's data/lm_text.txt)")
     vocab = read_vocabulary(words_txt)
     if config.oov_word not in vocab:
         raise ValueError(f"{words_txt}: the OOV word {config.oov_word!r} is not in the vocabulary; pass --oov-word")

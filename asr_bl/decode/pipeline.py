@@ -18,7 +18,6 @@ otherwise, with references, the best setting of the sweep on this set is chosen 
 backend keeps no lattice: its one setting is LM weight = 1 / acoustic scale (a given
 ``lm_weight`` becomes the search's acoustic scale), penalty 0.
 """
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from asr_bl.decode.acoustic import LikelihoodSource
 from asr_bl.decode.ctm import ctm_entries
-from asr_bl.decode.decoders import DecodeResult, DecoderConfig, KaldiDecoder, make_decoder
+from asr_bl.decode.decoders import DecoderConfig, DecodeResult, KaldiDecoder, make_decoder
 from asr_bl.decode.graph import GraphDir
 from asr_bl.decode.lattice import Setting, best_path, rescore_nbest, sweep
 from asr_bl.io import Pathlike, write_json, write_text
@@ -76,7 +75,8 @@ class _KaldiShard:
         self.config = config
         self._decoder: Optional[KaldiDecoder] = None
 
-    def decode(self, items: List[Tuple[int, np.ndarray]]) -> List[Tuple[int, List[int], np.ndarray, float, bool, float]]:
+    def decode(self, items: List[Tuple[int, np.ndarray]]
+               ) -> List[Tuple[int, List[int], np.ndarray, float, bool, float]]:
         if self._decoder is None:
             self._decoder = KaldiDecoder(GraphDir(self.graph_path), self.config)
         out = []
@@ -132,11 +132,12 @@ def _glm(spec: str) -> Any:
 
 
 def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, out_dir: Pathlike,
-               options: DecodeOptions, config: DecoderConfig = DecoderConfig(),
+               options: DecodeOptions, config: Optional[DecoderConfig] = None,
                input_failures: Sequence[Tuple[str, str]] = ()) -> Dict[str, Any]:
     """Decode ``cuts`` and write the decode dir (module docstring); returns the summary."""
     from asr_bl.scoring import score_ctm, score_texts, write_ctm, write_stm
 
+    config = config if config is not None else DecoderConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     graph.check_model(source.num_pdfs, source.tree_fingerprint, source.description)
