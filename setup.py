@@ -18,6 +18,7 @@ setup(
             "asr_bl-features=asr_bl.bin.features:main",
             "asr_bl-gmm=asr_bl.bin.gmm:main",
             "asr_bl-imagenet=asr_bl.vision.train:main",
+            "asr_bl-train=asr_bl.bin.train:main",
         ]
     },
 )
