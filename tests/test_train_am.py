@@ -23,7 +23,7 @@ from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, Supervis
 from asr_bl.data import attach_alignment
 from asr_bl.features import CmvnStats, FbankConfig, compute_and_store, cut_num_frames, feature_paths, utterance_cuts
 from asr_bl.train import load_model_dir
-from asr_bl.train.checkpoint import load_checkpoint, newest_valid_checkpoint
+from asr_bl.train.checkpoint import list_checkpoints, load_checkpoint, newest_valid_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 8000
@@ -156,7 +156,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(corpus, straight, tmp_path):
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpts = out / "checkpoints"
     deadline = time.time() + 300
-    while time.time() < deadline and not list(ckpts.glob("step-*.pt")):
+    while time.time() < deadline and not list_checkpoints(ckpts):  # final names only, not temporaries
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
