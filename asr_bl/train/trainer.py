@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -669,6 +670,10 @@ def _run(config: TrainConfig, ctx: DistContext, restart: bool) -> Dict[str, Any]
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
+    # lhotse warns once per batch when a single cut exceeds the micro-batch duration (it is then a
+    # batch of its own, as intended here), and about eager CutSets (ours are a few MB of metadata).
+    warnings.filterwarnings("ignore", message="We have exceeded the max_duration constraint")
+    warnings.filterwarnings("ignore", message="You are using DynamicBucketingSampler with an eagerly read CutSet")
     device = _device(config, ctx)
     if device.type == "cuda":
         torch.cuda.set_device(device)
