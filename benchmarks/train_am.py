@@ -71,10 +71,10 @@ def dense_macs_per_frame(name: str, width: float, num_classes: int, chunk_frames
     return count_macs(model, torch.randn(1, 3, 64, chunk_frames + 2 * CONTEXT_FRAMES)).macs / chunk_frames
 
 
-def time_interleaved(steps: Dict[str, Callable[[], None]], repeats: int, device: torch.device) -> Dict[str, float]:
+def time_interleaved(steps: Dict[str, Callable[[], None]], repeats: int, device: torch.device, warmup: int = 2):
     for fn in steps.values():  # warm-up (allocations, cudnn autotuning)
-        fn()
-        fn()
+        for _ in range(warmup):
+            fn()
     times: Dict[str, List[float]] = {k: [] for k in steps}
     cpu: Dict[str, List[float]] = {k: [] for k in steps}
     for _ in range(repeats):
@@ -120,11 +120,12 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     if BASELINE not in presets:
         presets.insert(0, BASELINE)
     widths = [float(w) for w in args.widths.split(",")]
-    chunk_list = [int(c) for c in args.batch_chunks.split(",")]
     amp = device.type == "cuda" and not args.no_amp
     rows = []
     for width in widths:
         macs = {p: dense_macs_per_frame(p, width, args.num_classes, args.chunk_frames) for p in presets}
+        chunk_list = [int(c) for c in (args.batch_chunks_full if width >= 1.0 and args.batch_chunks_full
+                                       else args.batch_chunks).split(",")]
         for chunks in chunk_list:
             LOG.info("width %g, %d chunks x %d frames: %d presets", width, chunks, args.chunk_frames, len(presets))
             if device.type == "cuda":
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
             else:
                 peaks = {}
                 steps = {p: make_step(p, width, args.num_classes, chunks, args.chunk_frames, device, amp) for p in presets}
-            t, c = time_interleaved(steps, args.steps, device)
+            t, c = time_interleaved(steps, args.steps, device, args.warmup)
             for p in presets:
                 rows.append({
                     "model": p, "width": width, "chunks": chunks, "labelled_frames": chunks * args.chunk_frames,
@@ -156,7 +157,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
             del steps
     result: Dict[str, object] = {"machine": info, "settings": {
         "device": str(device), "amp": amp, "num_classes": args.num_classes, "chunk_frames": args.chunk_frames,
-        "steps": args.steps, "widths": widths, "batch_chunks": chunk_list}, "rows": rows}
+        "steps": args.steps, "warmup": args.warmup, "widths": widths, "batch_chunks": args.batch_chunks,
+        "batch_chunks_full_width": args.batch_chunks_full or args.batch_chunks}, "rows": rows}
     if args.cuts:
         result["data_loader"] = data_rate(args.cuts, args.feature_dir, args.chunk_frames, args.data_seconds)
     info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
@@ -203,9 +205,11 @@ def main(argv=None) -> int:
     p.add_argument("--presets", default="", help="comma-separated (default: all; resnet22 always)")
     p.add_argument("--widths", default="0.25,1.0")
     p.add_argument("--batch-chunks", default="8", help="comma-separated batch sizes in chunks")
+    p.add_argument("--batch-chunks-full", default="", help="batch sizes at width 1.0 (default: --batch-chunks)")
     p.add_argument("--chunk-frames", type=int, default=100)
     p.add_argument("--num-classes", type=int, default=2000)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--cuts", default="", help="real cuts for the data-loader rate (optional)")
     p.add_argument("--feature-dir", default="data/fbank")
