@@ -15,6 +15,7 @@ own rate (FrameLevelDataset on real precomputed cuts, CPU, one process), apart f
   python benchmarks/train_am.py --device cuda --widths 1.0 --batch-chunks 64,256,1024
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ def make_step(name: str, width: float, num_classes: int, chunks: int, chunk_fram
     dtype = torch.bfloat16 if (device.type == "cuda" and torch.cuda.is_bf16_supported()) else torch.float16
 
     def step() -> None:
-        with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp):
+        with (torch.autocast(device_type=device.type, dtype=dtype) if amp else contextlib.nullcontext()):
             out = model(x)
         loss = torch.nn.functional.cross_entropy(out.float().reshape(-1, num_classes), y)
         opt.zero_grad(set_to_none=True)

@@ -149,6 +149,7 @@ def test_training_writes_a_model_dir_that_decoding_loads(corpus, straight):
     torch.testing.assert_close(am.log_likelihoods(feats, chunk_frames=7), ll, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(corpus, straight, tmp_path):
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -180,6 +181,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(corpus, straight, tmp_path):
     assert [strip(x) for x in straight_metrics] == [strip(x) for x in resumed_metrics]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(corpus, tmp_path):
     one = tmp_path / "one"
     r1 = _cli(_args(corpus, one, "--accum-steps", "2", "--epochs", "1"))
@@ -207,6 +209,7 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(corpus,
     assert s1[1] == s2[1] and s1[0] == pytest.approx(s2[0], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(corpus, straight, tmp_path):
     out = tmp_path / "nan"
     result = _cli(_args(corpus, out, "--checkpoint-every", "3", "--fault-nan-step", "5"))
@@ -225,6 +228,19 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(corpus, stra
     assert all(torch.isfinite(v.float()).all() for v in state["model_state"].values())
 
 
+def _main(args, capsys) -> subprocess.CompletedProcess:
+    """The CLI in this process (no interpreter start-up): its exit code and stderr."""
+    from asr_bl.bin.train import main
+
+    threads = torch.get_num_threads()
+    capsys.readouterr()
+    try:
+        code = main(args)
+    finally:
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(args, code, "", capsys.readouterr().err)
+
+
 def _error_line(result) -> str:
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     lines = result.stderr.strip().splitlines()
@@ -232,7 +248,7 @@ def _error_line(result) -> str:
     return lines[-1]
 
 
-def test_bad_inputs_are_refused_before_anything_is_written(corpus, tmp_path):
+def test_bad_inputs_are_refused_before_anything_is_written(corpus, tmp_path, capsys):
     ali = corpus["ali"]
     # Cuts without pdf_ali (the features' own cuts).
     plain = tmp_path / "plain" / "synth_cuts_train.jsonl.gz"
@@ -240,7 +256,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(corpus, tmp_path):
     CutSet.from_file(corpus["fbank"] / "synth_cuts_train.jsonl.gz").to_file(plain)
     args = _args(corpus, tmp_path / "o1")
     args[args.index("--cuts") + 1] = str(plain)
-    assert "have no 'pdf_ali' alignment" in _error_line(_cli(args))
+    assert "have no 'pdf_ali' alignment" in _error_line(_main(args, capsys))
     assert not (tmp_path / "o1").exists()
 
     # An alignment one frame short of the features.
@@ -251,7 +267,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(corpus, tmp_path):
     attach_alignment(cuts, {"pdf_ali": labels}, short / "a.h5").to_file(short / "synth_cuts_train.jsonl.gz")
     args = _args(corpus, tmp_path / "o2")
     args[args.index("--cuts") + 1] = str(short / "synth_cuts_train.jsonl.gz")
-    line = _error_line(_cli(args))
+    line = _error_line(_main(args, capsys))
     assert "alignment frames but" in line and "feature frames" in line and list(cuts)[2].id in line
 
     # num_pdfs disagreeing with pdf_counts.
@@ -262,13 +278,12 @@ def test_bad_inputs_are_refused_before_anything_is_written(corpus, tmp_path):
     (bad_ali / "num_pdfs").write_text("2000\n")
     args = _args(corpus, tmp_path / "o3")
     args[args.index("--ali-dir") + 1] = str(bad_ali)
-    assert "says 2000 pdfs but" in _error_line(_cli(args))
+    assert "says 2000 pdfs but" in _error_line(_main(args, capsys))
 
     # Labels beyond the output layer (alignments of another tree than the counts').
     (bad_ali / "num_pdfs").write_text("3\n")
     (bad_ali / "pdf_counts").write_text("[ 5 5 5 ]\n")
-    result = _cli(args)
-    assert "outside [0, 3)" in _error_line(result)
+    assert "outside [0, 3)" in _error_line(_main(args, capsys))
 
     # An empty dev set.
     empty = tmp_path / "empty" / "synth_cuts_dev.jsonl.gz"
@@ -276,26 +291,27 @@ def test_bad_inputs_are_refused_before_anything_is_written(corpus, tmp_path):
     CutSet.from_cuts([]).to_file(empty)
     args = _args(corpus, tmp_path / "o4")
     args[args.index("--dev-cuts") + 1] = str(empty)
-    assert "the dev set is empty" in _error_line(_cli(args))
+    assert "the dev set is empty" in _error_line(_main(args, capsys))
     assert not (tmp_path / "o4").exists()
 
 
-def test_resume_from_another_preset_or_width_is_refused_naming_both(corpus, tmp_path):
+def test_resume_from_another_preset_or_width_is_refused_naming_both(corpus, tmp_path, capsys):
     out = tmp_path / "run"
     first = _cli(_args(corpus, out, "--checkpoint-every", "2", "--stop-after-steps", "2"))
     assert first.returncode == 0, first.stderr[-2000:]
     args = _args(corpus, out, "--resume")
     args[args.index("--model") + 1] = "resnet22"
-    line = _error_line(_cli(args))
+    line = _error_line(_main(args, capsys))
     assert "bl-resnet22-a4-b1 width 0.0625" in line and "not resnet22 width 0.0625" in line
     args = _args(corpus, out, "--resume")
     args[args.index("--width") + 1] = "0.125"
-    line = _error_line(_cli(args))
+    line = _error_line(_main(args, capsys))
     assert "bl-resnet22-a4-b1 width 0.0625" in line and "bl-resnet22-a4-b1 width 0.125" in line
     # Without --resume an existing run is not silently continued or overwritten.
-    assert "pass --resume" in _error_line(_cli(_args(corpus, out)))
+    assert "pass --resume" in _error_line(_main(_args(corpus, out), capsys))
 
 
+@pytest.mark.slow
 def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(corpus, tmp_path):
     """A real ENOSPC: the run dir is a small tmpfs, mounted in a private user+mount namespace."""
     if subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True).returncode:
