@@ -47,7 +47,6 @@ from torch import nn
 
 from asr_bl.io import write_json
 from asr_bl.train.checkpoint import (
-    CheckpointError,
     average_model_states,
     checkpoint_sort_key,
     epoch_checkpoints,
