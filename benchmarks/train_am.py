@@ -160,9 +160,12 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         "device": str(device), "amp": amp, "num_classes": args.num_classes, "chunk_frames": args.chunk_frames,
         "steps": args.steps, "warmup": args.warmup, "widths": widths, "batch_chunks": args.batch_chunks,
         "batch_chunks_full_width": args.batch_chunks_full or args.batch_chunks}, "rows": rows}
-    if args.cuts:
-        result["data_loader"] = data_rate(args.cuts, args.feature_dir, args.chunk_frames, args.data_seconds)
     info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    if args.cuts:  # after the model rows are complete: a data problem must not lose them
+        try:
+            result["data_loader"] = data_rate(args.cuts, args.feature_dir, args.chunk_frames, args.data_seconds)
+        except (KeyError, FileNotFoundError) as error:
+            result["data_loader_error"] = str(error)
     return result
 
 
@@ -191,6 +194,8 @@ def to_markdown(result: Dict[str, object]) -> str:
     lines += ["", "Speed ratio > 1 = faster than ResNet-22; a speed ratio equal to 1 / MAC ratio would mean "
               "the MACs alone set the speed. Frames per CPU-second (process CPU time, all threads) is the "
               "less load-sensitive figure on a shared machine."]
+    if "data_loader_error" in result:
+        lines += ["", f"Data loader not measured: {result['data_loader_error']}"]
     if "data_loader" in result:
         d = result["data_loader"]
         lines += ["", f"Data loader alone (FrameLevelDataset, one CPU process, real cuts): "
@@ -212,7 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
     p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--cuts", default="", help="real cuts for the data-loader rate (optional)")
+    p.add_argument("--cuts", default="", help="real aligned cuts (with pdf_ali) for the data-loader rate (optional)")
     p.add_argument("--feature-dir", default="data/fbank")
     p.add_argument("--data-seconds", type=float, default=20.0)
     p.add_argument("--out", default="benchmarks/results/train_am")
