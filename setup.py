@@ -22,6 +22,7 @@ setup(
             "asr_bl-lm=asr_bl.bin.lm:main",
             "asr_bl-mkgraph=asr_bl.bin.mkgraph:main",
             "asr_bl-decode=asr_bl.bin.decode:main",
+            "asr_bl-train=asr_bl.bin.train:main",
         ]
     },
 )

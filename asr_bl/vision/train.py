@@ -34,6 +34,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from asr_bl.io import save_torch
+from asr_bl.train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    broadcast_buffers,
+    grad_scaler,
+    init_distributed,
+    resumed_step,
+)
 from asr_bl.vision.checkpoint import load_official, save_official
 from asr_bl.vision.models import MODELS
 
@@ -133,60 +142,6 @@ def _image_folder(root: Path, transform) -> Dataset:
     return ImageFolder(str(root), transform=transform)
 
 
-@dataclass
-class _Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device_type: str) -> _Dist:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return _Dist()
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
-    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _all_reduce_sum(values: List[float], ctx: _Dist, device: torch.device) -> List[float]:
-    if not ctx.enabled:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
-
-
-def _broadcast_buffers(model: nn.Module, ctx: _Dist) -> None:
-    """Give every process rank 0's BN statistics. DDP syncs buffers at the start of each training
-    forward, so after the last step each process holds its own batch's update; evaluating with
-    those would make the distributed result differ from evaluating the saved (rank-0) weights."""
-    if ctx.enabled:
-        for buffer in model.buffers():
-            dist.broadcast(buffer, src=0)
-
-
-def _grad_scaler(enabled: bool):
-    # torch >= 2.3 has the device-generic class; torch 1.13 only the CUDA one.
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
-
-
-def _save_atomic(payload: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- loops
 
 
@@ -194,7 +149,7 @@ def evaluate(
     model: nn.Module,
     dataset: Dataset,
     config: TrainConfig,
-    ctx: _Dist,
+    ctx: DistContext,
     device: torch.device,
     desc: str = "eval",
 ) -> Dict[str, float]:
@@ -223,7 +178,7 @@ def evaluate(
             totals[1] += top1
             totals[2] += top5
             totals[3] += target.numel()
-    loss, top1, top5, count = _all_reduce_sum(totals, ctx, device)
+    loss, top1, top5, count = all_reduce_sum(totals, ctx, device)
     count = max(count, 1.0)
     return {"loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count,
             "count": int(count)}
@@ -235,7 +190,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scaler,
     config: TrainConfig,
-    ctx: _Dist,
+    ctx: DistContext,
     device: torch.device,
     epoch: int,
     step: int,
@@ -271,7 +226,7 @@ def _train_epoch(
         totals[2] += top5
         totals[3] += target.numel()
         progress.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.4f}")
-    loss, top1, top5, count = _all_reduce_sum(totals, ctx, device)
+    loss, top1, top5, count = all_reduce_sum(totals, ctx, device)
     count = max(count, 1.0)
     return {"loss": loss / count, "top1": 100.0 * top1 / count, "top5": 100.0 * top5 / count,
             "lr": lr, "count": int(count)}, step
@@ -288,7 +243,7 @@ def train(config: TrainConfig) -> Dict[str, float]:
     if config.arch not in MODELS:
         raise ValueError(f"unknown --arch {config.arch!r}; choose from {sorted(MODELS)}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    ctx = _init_distributed(device.type)
+    ctx = init_distributed(device.type)
     try:
         return _run(config, ctx, device)
     finally:
@@ -296,7 +251,7 @@ def train(config: TrainConfig) -> Dict[str, float]:
             dist.destroy_process_group()
 
 
-def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, float]:
+def _run(config: TrainConfig, ctx: DistContext, device: torch.device) -> Dict[str, float]:
     if device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
@@ -363,7 +318,7 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
     warmup_steps = int(round(config.warmup_epochs * len(loader)))
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay)
-    scaler = _grad_scaler(config.amp and device.type == "cuda")
+    scaler = grad_scaler(config.amp and device.type == "cuda")
 
     start_epoch, step, best_top1 = 0, 0, -1.0
     checkpoint_path = out_dir / CHECKPOINT_NAME
@@ -387,16 +342,10 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
         # epochs done in *this* run's steps per epoch: the saved step count is in the old run's
         # units when the world size or the batch size has changed, and would leave the cosine
         # schedule unfinished (or overrun it) at the last epoch.
-        step = start_epoch * len(loader)
-        saved_batch = state.get("config", {}).get("batch_size")
-        saved_world = state.get("world_size")
-        if ctx.is_main and ((saved_batch is not None and saved_batch != config.batch_size)
-                            or (saved_world is not None and saved_world != ctx.world_size)):
-            logger.warning(
-                "%s was written with %s processes x batch %s, resuming with %d x %d: the "
-                "schedule continues from epoch %d (step %d of %d, was step %d), the learning "
-                "rate follows the new global batch", checkpoint_path, saved_world, saved_batch,
-                ctx.world_size, config.batch_size, start_epoch, step, total_steps, state["step"])
+        step = resumed_step(
+            start_epoch, len(loader), state["step"], state.get("world_size"),
+            state.get("config", {}).get("batch_size"), ctx.world_size, config.batch_size,
+            checkpoint_path, total_steps, log=logger, warn=ctx.is_main)
         if ctx.is_main:
             logger.info("resuming from %s at epoch %d (step %d)", checkpoint_path, start_epoch, step)
     net: nn.Module = model
@@ -420,7 +369,7 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
                                      "seconds": round(time.time() - started, 2)}
         is_best = False
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == end_epoch:
-            _broadcast_buffers(model, ctx)
+            broadcast_buffers(model, ctx)
             # The bare module, not DDP: shards may hold different numbers of batches, and DDP's
             # per-forward buffer broadcast would then wait for a peer that has finished.
             for size, dataset in eval_sets.items():
@@ -438,7 +387,7 @@ def _run(config: TrainConfig, ctx: _Dist, device: torch.device) -> Dict[str, flo
                 "scaler": scaler.state_dict(), "config": asdict(config),
                 "world_size": ctx.world_size,
             }
-            _save_atomic(state, checkpoint_path)
+            save_torch(state, checkpoint_path)
             if is_best:
                 # The official layout: load it with load_official (e.g. --evaluate --weights).
                 save_official(model, out_dir / BEST_NAME, epoch=epoch + 1, arch=config.arch,
