@@ -15,6 +15,7 @@ The temporary name keeps the destination's full suffix (``cuts.jsonl.gz`` ->
 >>> save_torch(checkpoint, "exp/am/checkpoint-3.pt", fsync=True)
 """
 import contextlib
+import io
 import itertools
 import json
 import os
@@ -114,11 +115,19 @@ def save_numpy(path: Pathlike, array: Any) -> None:
 
 
 def save_torch(obj: Any, path: Pathlike, fsync: bool = True) -> None:
-    """``torch.save`` through a temporary file; fsync'd by default (checkpoints)."""
+    """``torch.save`` through a temporary file; fsync'd by default (checkpoints).
+
+    The object is serialised in memory first: torch 1.13's zip writer aborts the whole process (a
+    C++ exception in a destructor) when the disk fills up under it, whereas Python's file I/O turns
+    a full disk into an ordinary ``OSError(ENOSPC)``, the temporary file is removed, and ``path``
+    keeps its previous content.
+    """
     import torch
 
-    with atomic_path(path, fsync=fsync) as tmp:
-        torch.save(obj, tmp)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_open(path, "wb", fsync=fsync) as f:
+        f.write(buffer.getbuffer())
 
 
 def write_if_changed(path: Pathlike, data: Union[str, bytes], encoding: str = "utf-8") -> bool:

@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
                     steps[p] = fn
             else:
                 peaks = {}
-                steps = {p: make_step(p, width, args.num_classes, chunks, args.chunk_frames, device, amp) for p in presets}
+                steps = {p: make_step(p, width, args.num_classes, chunks, args.chunk_frames, device, amp)
+                         for p in presets}
             t, c = time_interleaved(steps, args.steps, device, args.warmup)
             for p in presets:
                 rows.append({
@@ -188,7 +189,8 @@ def to_markdown(result: Dict[str, object]) -> str:
     for r in result["rows"]:
         peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
         lines.append(f"| {r['model']} | {r['width']:g} | {r['chunks']} | {r['frames_per_s']:.0f} | "
-                     f"{r['speed_ratio_vs_resnet22']:.2f} | {r['frames_per_cpu_s']:.0f} | {r['cpu_speed_ratio_vs_resnet22']:.2f} | "
+                     f"{r['speed_ratio_vs_resnet22']:.2f} | {r['frames_per_cpu_s']:.0f} | "
+                     f"{r['cpu_speed_ratio_vs_resnet22']:.2f} | "
                      f"{r['mac_ratio_vs_resnet22']:.3f} | "
                      f"{r['gmacs_per_frame_forward']:.4f} | {peak} |")
     lines += ["", "Speed ratio > 1 = faster than ResNet-22; a speed ratio equal to 1 / MAC ratio would mean "

@@ -70,7 +70,8 @@ def corpus(tmp_path_factory):
     out = {}
     for part, n, seed in (("train", 4, 0), ("dev", 1, 50)):
         cuts = _make_part(root, part, n, seed)
-        loader = FeatureLoader(FbankConfig(), cmvn_stats=CmvnStats.load(feature_paths(root / "fbank", "synth", part)["cmvn"]))
+        cmvn = CmvnStats.load(feature_paths(root / "fbank", "synth", part)["cmvn"])
+        loader = FeatureLoader(FbankConfig(), cmvn_stats=cmvn)
         labels = {c.id: _labels_from_energy(x) for c, x in zip(cuts, loader.load_logmel(cuts))}
         if part == "train":
             for v in labels.values():

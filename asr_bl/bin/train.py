@@ -149,7 +149,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out_dir = Path(config.out_dir)
     ali = Path(config.ali_dir)
     inputs: List[str] = [p for p in (config.cuts, config.dev_cuts, str(ali / "pdf_counts"), str(ali / "tree")) if p]
-    stage = Stage(out_dir / "done.json", "train-am", _stage_args(config), inputs=[p for p in inputs if Path(p).exists()])
+    stage = Stage(out_dir / "done.json", "train-am", _stage_args(config),
+                  inputs=[p for p in inputs if Path(p).exists()])
     if rank == 0 and not args.restart and stage.is_done(args.force):
         return 0
     if not args.resume and not args.restart and list_checkpoints(out_dir / CHECKPOINT_DIR):

@@ -9,13 +9,13 @@ On-disk layout (inside a run directory ``exp/NAME``)::
 
 Each file is one ``torch.save`` of a dict of tensors, numbers, strings, lists and dicts only (the
 RNG states included: numpy's and Python's are stored as lists of ints), written through
-:func:`save_torch_safely` (in-memory serialisation, then :mod:`asr_bl.io`'s temporary name, fsync, rename), so a file under its final name is
-always complete, and a failed write (a full disk) leaves the previous checkpoints as they were.
+:func:`asr_bl.io.save_torch` (in-memory serialisation, then a temporary name, fsync, rename), so a
+file under its final name is always complete, and a failed write (a full disk) leaves the previous
+checkpoints as they were.
 Loading never unpickles arbitrary objects (:func:`load_checkpoint` uses ``weights_only`` or, on
 torch 1.13 whose weights-only unpickler rejects plain floats, the opcode check of
 :mod:`asr_bl.vision.checkpoint`).
 """
-import io
 import logging
 import random
 import re
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from asr_bl.io import Pathlike, atomic_open
+from asr_bl.io import Pathlike, save_torch
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -39,7 +39,6 @@ __all__ = [
     "newest_valid_checkpoint",
     "safe_torch_load",
     "save_checkpoint",
-    "save_torch_safely",
     "set_rng_state",
 ]
 
@@ -128,27 +127,13 @@ def epoch_checkpoints(directory: Pathlike) -> List[Path]:
     return sorted(found, key=lambda p: checkpoint_sort_key(p)[1])
 
 
-def save_torch_safely(obj: Any, path: Pathlike) -> None:
-    """``torch.save`` to ``path`` atomically and fsync'd, serialised in memory first.
-
-    torch 1.13's zip writer aborts the whole process (a C++ exception in a destructor) when the
-    disk fills up under it; writing the finished bytes with Python's file I/O turns a full disk
-    into an ordinary ``OSError(ENOSPC)`` instead, and :func:`asr_bl.io.atomic_open` removes the
-    partial temporary file, leaving ``path`` as it was.
-    """
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_open(path, "wb", fsync=True) as f:
-        f.write(buffer.getbuffer())
-
-
 def save_checkpoint(state: Dict[str, Any], path: Pathlike) -> None:
     """Write ``state`` (tagged with :data:`CHECKPOINT_FORMAT`) atomically and fsync'd.
 
     On any failure (e.g. ``OSError(ENOSPC)``) nothing appears under ``path`` and an existing file
     there is unchanged; the error propagates.
     """
-    save_torch_safely({"format": CHECKPOINT_FORMAT, **state}, path)
+    save_torch({"format": CHECKPOINT_FORMAT, **state}, path)
 
 
 def load_checkpoint(path: Pathlike) -> Dict[str, Any]:

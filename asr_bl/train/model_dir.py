@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asr_bl.io import Pathlike, atomic_path, save_numpy, write_json
+from asr_bl.io import Pathlike, atomic_path, save_numpy, save_torch, write_json
 
 __all__ = [
     "AcousticModel",
@@ -135,9 +135,7 @@ def write_model_dir(
     log_priors = np.asarray(log_priors, dtype=np.float32)
     if log_priors.shape != (card.num_pdfs,) or not np.isfinite(log_priors).all():
         raise ValueError(f"log_priors must be {card.num_pdfs} finite values, got shape {log_priors.shape}")
-    from asr_bl.train.checkpoint import save_torch_safely
-
-    save_torch_safely({"state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}},
+    save_torch({"state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}},
                out_dir / WEIGHTS_NAME)
     save_numpy(out_dir / PRIORS_NAME, log_priors)
     if Path(tree).resolve() != (out_dir / TREE_NAME).resolve():
@@ -213,7 +211,8 @@ def load_model_dir(path: Pathlike, device: Union[str, torch.device] = "cpu") -> 
         raise ModelDirError(f"{path / CARD_NAME}: not valid JSON ({error})") from error
     priors = np.load(path / PRIORS_NAME, allow_pickle=False)
     if priors.shape != (card.num_pdfs,) or not np.isfinite(priors).all():
-        raise ModelDirError(f"{path / PRIORS_NAME}: expected {card.num_pdfs} finite log-priors, got shape {priors.shape}")
+        raise ModelDirError(f"{path / PRIORS_NAME}: expected {card.num_pdfs} finite log-priors, "
+                            f"got shape {priors.shape}")
     model = build_model(card.preset, num_classes=card.num_pdfs, width=card.width)
     try:
         load_official(model, path / WEIGHTS_NAME)

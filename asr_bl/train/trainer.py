@@ -244,7 +244,8 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         dcorpus, dpart = _feature_part(feature_dir, config.dev_cuts)
         dev_paths = feature_paths(feature_dir, dcorpus, dpart)
         if not dev_paths["cmvn"].is_file():
-            raise BadInputError(f"{dev_paths['cmvn']} not found; compute the '{dpart}' features first (asr_bl-features)")
+            raise BadInputError(f"{dev_paths['cmvn']} not found; "
+                                f"compute the '{dpart}' features first (asr_bl-features)")
         dev_cmvn = CmvnStats.load(dev_paths["cmvn"])
         train_list = train_all
         dev_name = config.dev_cuts
@@ -263,7 +264,8 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     if not train_list:
         raise BadInputError(f"{config.cuts}: no training cuts")
     if not dev_list:
-        raise BadInputError(f"{dev_name}: the dev set is empty; pass a non-empty --dev-cuts or --dev-holdout-recordings N")
+        raise BadInputError(f"{dev_name}: the dev set is empty; "
+                            "pass a non-empty --dev-cuts or --dev-holdout-recordings N")
     train_list = _subset(train_list, config.max_train_frames, config.seed, feature_config)
     dev_list = _subset(dev_list, config.max_dev_frames, config.seed, feature_config)
     train_frames = _check_aligned(train_list, config.cuts, feature_config, num_pdfs)
@@ -317,7 +319,8 @@ def _make_loader(dataset, sampler, config: TrainConfig):
     if config.num_workers > 0:
         import multiprocessing
 
-        kwargs = dict(num_workers=config.num_workers, multiprocessing_context=multiprocessing.get_context(config.mp_context),
+        kwargs = dict(num_workers=config.num_workers,
+                      multiprocessing_context=multiprocessing.get_context(config.mp_context),
                       worker_init_fn=_worker_init, persistent_workers=False)
     return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, **kwargs)
 
@@ -459,7 +462,8 @@ class _Run:
             except OSError as error:
                 kept = self.state.last_checkpoint or "none (no checkpoint was written before)"
                 raise OSError(error.errno, f"writing checkpoint {path} failed ({error.strerror or error}); "
-                              f"the previous checkpoint {kept} is intact: free space and rerun with --resume") from error
+                              f"the previous checkpoint {kept} is intact: "
+                              "free space and rerun with --resume") from error
             self.state.last_checkpoint = str(path)
             if not epoch_done:
                 steps = sorted((p for p in list_checkpoints(directory) if p.name.startswith("step-")),
@@ -506,7 +510,8 @@ def train_one_epoch(run_: "_Run", loader, epoch: int) -> Dict[str, float]:
     params = [p for p in run_.model.parameters() if p.requires_grad]
     started = time.time()
     seconds_before = st.epoch_totals[3]
-    progress = tqdm(total=_steps_estimate(run_.data, cfg), initial=st.step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+    progress = tqdm(total=_steps_estimate(run_.data, cfg), initial=st.step_in_epoch,
+                    desc=f"epoch {epoch + 1}/{cfg.epochs}",
                     disable=not (ctx.is_main and cfg.progress), leave=False, unit="step")
     iterator = iter(loader)
     while True:

@@ -441,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated centre-crop sizes to evaluate at: the first one after "
                              "resizing to size/0.875 (224 <- 256) and selecting model_best, the others "
                              "after resizing to the size itself (the paper's @256) (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=d.workers, help="data-loading processes per process (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=d.workers,
+                        help="data-loading processes per process (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
     parser.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
     parser.add_argument("--evaluate", action="store_true",
@@ -451,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="initial weights: an official bL-Net .pth.tar or model_best.pth.tar")
     parser.add_argument("--restart", action="store_true",
                         help="ignore (and overwrite) an existing checkpoint in --out-dir")
-    parser.add_argument("--eval-every", type=int, default=d.eval_every, help="epochs between evaluations (default: %(default)s)")
+    parser.add_argument("--eval-every", type=int, default=d.eval_every,
+                        help="epochs between evaluations (default: %(default)s)")
     parser.add_argument("--stop-after-epoch", type=int, default=None,
                         help="end this run after that epoch (checkpoint written), keeping the "
                              "--epochs schedule; rerun without it to continue, e.g. under job time limits")
@@ -464,7 +466,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         eval_sizes = tuple(int(s) for s in args.eval_sizes.split(",") if s.strip())
     except ValueError:
-        raise SystemExit(f"--eval-sizes must be comma-separated integers, got {args.eval_sizes!r}")
+        raise SystemExit(f"--eval-sizes must be comma-separated integers, got {args.eval_sizes!r}") from None
     config = TrainConfig(
         data=args.data, out_dir=args.out_dir, arch=args.arch, num_classes=args.num_classes,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
@@ -476,7 +478,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         results = train(config)
     except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"asr_bl-imagenet: error: {error}")
+        raise SystemExit(f"asr_bl-imagenet: error: {error}") from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(results))
 
