@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple, Type
 
 __all__ = ["DEFAULT_NUM_JOBS", "UsageError", "add_force", "add_num_jobs", "add_verbose", "run_tool",
            "setup_logging"]
@@ -86,14 +86,19 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def run_tool(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
-             argv: Optional[List[str]] = None) -> int:
-    """Parse ``argv``, set up logging, run ``body(args)`` and map errors to the exit codes above."""
+             argv: Optional[List[str]] = None,
+             usage_errors: Tuple[Type[BaseException], ...] = ()) -> int:
+    """Parse ``argv``, set up logging, run ``body(args)`` and map errors to the exit codes above.
+
+    ``usage_errors``: a package's own bad-input exception types (e.g. a graph dir missing a file),
+    reported like :class:`UsageError` with exit code 2.
+    """
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
     try:
         return int(body(args))
-    except UsageError as e:
+    except (UsageError, *usage_errors) as e:
         return _fail(parser.prog, e, 2, verbose)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

@@ -93,10 +93,11 @@ def _ppl(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from asr_bl.decode.cli import run_tool
+    from asr_bl.bin import run_tool
+    from asr_bl.decode.cli import USAGE_ERRORS
 
-    args = get_parser().parse_args(argv)
-    return run_tool(PROG, lambda: _train(args) if args.command == "train" else _ppl(args), args.verbose)
+    return run_tool(get_parser(), lambda args: _train(args) if args.command == "train" else _ppl(args), argv,
+                    usage_errors=USAGE_ERRORS)
 
 
 if __name__ == "__main__":
