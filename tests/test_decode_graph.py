@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from toy_corpus import TOY_SENTENCES, make_toy_corpus
 
 from asr_bl.decode.acoustic import GmmSource
 from asr_bl.decode.decoders import DecoderConfig, make_decoder
@@ -18,7 +19,6 @@ from asr_bl.decode.graph import GraphDir, GraphError, make_graph
 from asr_bl.decode.lm import LmConfig, build_lm, load_arpa
 from asr_bl.hmm.feats import GmmFeatureConfig, compute_gmm_features
 from asr_bl.hmm.lang import prepare_lang, read_lexicon, write_lang
-from asr_bl.hmm.toy import TOY_SENTENCES, make_toy_corpus
 from asr_bl.hmm.train import MonoConfig, TriConfig, Utterance, train_mono, train_tri
 from asr_bl.hmm.tree import TreeConfig
 
