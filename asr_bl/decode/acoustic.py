@@ -133,13 +133,14 @@ class NetworkSource(LikelihoodSource):
     """A trained network dir (``asr_bl.train.load_model_dir``) as a likelihood source."""
 
     def __init__(self, model_dir: Pathlike, device: str = "cpu") -> None:
-        try:
-            from asr_bl.train import load_model_dir
-        except ImportError as e:
-            raise ModelDirError(f"{model_dir}: network model dirs need asr_bl.train.load_model_dir ({e})") from e
+        from asr_bl.train import load_model_dir
+        from asr_bl.train.model_dir import ModelDirError as TrainModelDirError
+
         self.model_dir = Path(model_dir)
         try:
             self.model = load_model_dir(self.model_dir, device=device)
+        except TrainModelDirError as e:  # the trainer's own message names the file and what is wrong
+            raise ModelDirError(str(e)) from e
         except FileNotFoundError as e:
             raise ModelDirError(f"{self.model_dir}: {e}; a network dir needs its checkpoint, card and priors "
                                 f"(pdf counts from the alignment dir)") from e
