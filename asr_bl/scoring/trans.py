@@ -13,7 +13,7 @@ the file and line number (:class:`TranscriptFormatError`).
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from asr_bl.io import Pathlike, atomic_open
 from asr_bl.scoring.filters import filter_reference
@@ -107,55 +107,51 @@ def _float(tok: str, path: Path, n: int, what: str) -> float:
     return v
 
 
-def read_stm(path: Pathlike) -> List[StmSegment]:
-    """Read an STM file; raises :class:`TranscriptFormatError` naming the file and line."""
+def _content_lines(path: Pathlike, kind: str) -> Iterator[Tuple[int, str, List[str]]]:
+    """``(line number, line, tokens)`` of each non-empty, non-comment (``;;``) line of an STM/CTM file."""
     path = Path(path)
     if not path.is_file():
-        raise TranscriptFormatError(f"{path}: no such STM file")
-    segs = []
+        raise TranscriptFormatError(f"{path}: no such {kind} file")
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, raw in enumerate(f, start=1):
             line = raw.strip()
-            if not line or line.startswith(";;"):
-                continue
-            tok = line.split()
-            if len(tok) < 5:
-                raise TranscriptFormatError(
-                    f"{path}:{n}: an STM line needs '<recording> <side> <speaker> <start> <end> [text]', got {line!r}")
-            start = _float(tok[3], path, n, "start time")
-            end = _float(tok[4], path, n, "end time")
-            if end < start:
-                raise TranscriptFormatError(f"{path}:{n}: segment ends ({end}) before it starts ({start})")
-            rest = tok[5:]
-            labels = ""
-            if rest and rest[0].startswith("<") and rest[0].endswith(">"):
-                labels, rest = rest[0], rest[1:]
-            segs.append(StmSegment(tok[0], tok[1].upper(), tok[2], start, end, " ".join(rest), labels, n))
+            if line and not line.startswith(";;"):
+                yield n, line, line.split()
+
+
+def read_stm(path: Pathlike) -> List[StmSegment]:
+    """Read an STM file; raises :class:`TranscriptFormatError` naming the file and line."""
+    segs = []
+    for n, line, tok in _content_lines(path, "STM"):
+        if len(tok) < 5:
+            raise TranscriptFormatError(
+                f"{path}:{n}: an STM line needs '<recording> <side> <speaker> <start> <end> [text]', got {line!r}")
+        start = _float(tok[3], path, n, "start time")
+        end = _float(tok[4], path, n, "end time")
+        if end < start:
+            raise TranscriptFormatError(f"{path}:{n}: segment ends ({end}) before it starts ({start})")
+        rest = tok[5:]
+        labels = ""
+        if rest and rest[0].startswith("<") and rest[0].endswith(">"):
+            labels, rest = rest[0], rest[1:]
+        segs.append(StmSegment(tok[0], tok[1].upper(), tok[2], start, end, " ".join(rest), labels, n))
     return segs
 
 
 def read_ctm(path: Pathlike) -> List[CtmWord]:
     """Read a CTM file; raises :class:`TranscriptFormatError` naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise TranscriptFormatError(f"{path}: no such CTM file")
     words = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line or line.startswith(";;"):
-                continue
-            tok = line.split()
-            if len(tok) not in (5, 6):
-                raise TranscriptFormatError(
-                    f"{path}:{n}: a CTM line needs '<recording> <side> <start> <dur> <word> [conf]' "
-                    f"(5 or 6 fields), got {len(tok)}: {line!r}")
-            start = _float(tok[2], path, n, "start time")
-            dur = _float(tok[3], path, n, "duration")
-            if dur < 0:
-                raise TranscriptFormatError(f"{path}:{n}: negative duration {dur}")
-            conf = _float(tok[5], path, n, "confidence") if len(tok) == 6 else None
-            words.append(CtmWord(tok[0], tok[1].upper(), start, dur, tok[4], conf, n))
+    for n, line, tok in _content_lines(path, "CTM"):
+        if len(tok) not in (5, 6):
+            raise TranscriptFormatError(
+                f"{path}:{n}: a CTM line needs '<recording> <side> <start> <dur> <word> [conf]' "
+                f"(5 or 6 fields), got {len(tok)}: {line!r}")
+        start = _float(tok[2], path, n, "start time")
+        dur = _float(tok[3], path, n, "duration")
+        if dur < 0:
+            raise TranscriptFormatError(f"{path}:{n}: negative duration {dur}")
+        conf = _float(tok[5], path, n, "confidence") if len(tok) == 6 else None
+        words.append(CtmWord(tok[0], tok[1].upper(), start, dur, tok[4], conf, n))
     return words
 
 
