@@ -12,6 +12,13 @@ Kaldi-compatible Fbank, or kaldifeat when installed) and writes to ``<out-dir>``
 
   {prefix}_done_{part}.json       the part's stage record (asr_bl.stage)
 
+Inputs are validated first (asr_bl.validate): a corrupt or empty manifest, duplicate ids, a
+supervision on an unknown recording or channel, or an empty transcript (outside the test parts) is an
+error (exit 2) naming the file. Cuts whose audio cannot be read as declared (missing, empty or
+garbage file, another sampling rate or length, a segment past the recording's end) are listed in
+{prefix}_failures_{part}.txt and fail the part (exit 2); --max-bad-audio F instead drops them when
+they are at most a fraction F of the part's cuts, and the summary says "N of M dropped".
+
 Deltas and CMVN are applied when loading (asr_bl.features.FeatureLoader). A finished part made
 with the same options from the same cuts is skipped ("skipping ..."); one made from the same cut
 ids with other content is redone, saying why; one made with another feature configuration or
@@ -19,6 +26,7 @@ from other cut ids is refused (exit 2) unless --force recomputes it.
 """
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -28,6 +36,7 @@ from asr_bl.features.fbank import CMVN_MODES, FbankConfig
 from asr_bl.manifests import PARTS, TRAIN_PART, manifest_name, manifest_paths
 
 PROG = "asr_bl-features"
+logger = logging.getLogger("asr_bl.bin.features")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -53,15 +62,45 @@ def get_parser() -> argparse.ArgumentParser:
                         help="feature storage: lilcom (compressed) or numpy; auto = lilcom if installed")
     parser.add_argument("--speed-perturb", type=float, nargs="*", default=[],
                         help="add speed-perturbed copies of train (e.g. 0.9 1.1) before alignment")
+    parser.add_argument("--max-bad-audio", type=_fraction, default=0.0, metavar="F",
+                        help="drop cuts with unreadable audio (listed in {prefix}_failures_{part}.txt) when they "
+                             "are at most this fraction of a part; above it the part fails (default: %(default)s, "
+                             "any bad audio fails)")
     add_force(parser, "the part is complete (also: recompute a part made with other options)")
     parser.add_argument("--overwrite", dest="force", action="store_true", help=argparse.SUPPRESS)  # deprecated alias
     add_verbose(parser)
     return parser
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _read_part(rec_path: Path, sup_path: Path, part: str):
+    """The part's recordings and supervisions, validated (DataError naming the file otherwise)."""
+    from asr_bl.validate import check_supervisions, read_manifest
+
+    fix = "rerun stage 0 (asr_bl-make-corpus / asr_bl-prepare) with --force, or fix the data preparation"
+    recordings = read_manifest(rec_path, "recordings", fix)
+    supervisions = read_manifest(sup_path, "supervisions", fix)
+    # Extents (a segment past its recording's end) are checked per cut with the audio, under --max-bad-audio.
+    report = check_supervisions(supervisions, recordings, sup_path, empty_text_is_error=not part.startswith("test"),
+                                check_extent=False)
+    for w in report.warnings:
+        logger.warning("%s", w)
+    report.raise_if_errors("fix the data preparation (asr_bl-validate data DIR lists every problem)")
+    return recordings, supervisions
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
-    from lhotse import CutSet, load_manifest
+    from lhotse import CutSet
 
     from asr_bl.features.pipeline import compute_and_store, cut_num_frames, feature_paths, utterance_cuts
 
@@ -82,27 +121,34 @@ def _run(args: argparse.Namespace) -> int:
         for path in (rec_path, sup_path):
             if not path.is_file():
                 raise UsageError(f"{path}: missing; run stage 0 again or drop '{part}' from --parts")
-        cuts = utterance_cuts(load_manifest(rec_path), load_manifest(sup_path))
+        cuts = utterance_cuts(*_read_part(rec_path, sup_path, part))
         if part == TRAIN_PART and args.speed_perturb:
             perturbed = [cuts.perturb_speed(factor) for factor in args.speed_perturb]
             cuts = CutSet.from_cuts([c for cs in [cuts] + perturbed for c in cs])
         try:
             done = compute_and_store(
                 cuts, args.out_dir, args.prefix, part, config, num_jobs=args.num_jobs,
-                overwrite=args.force, storage=args.storage,
+                overwrite=args.force, storage=args.storage, max_bad_fraction=args.max_bad_audio,
             )
         except ValueError as e:  # a finished part made with another config or other cuts: the message names the fix
             raise UsageError(str(e)) from e
         frames = sum(cut_num_frames(c, config) for c in done)
         summary[part] = {"cuts": len(done), "frames": frames, "hours": round(frames / 360000.0, 3),
                          "cuts_path": str(feature_paths(args.out_dir, args.prefix, part)["cuts"])}
+        dropped = len(cuts) - len(done)
+        if dropped:
+            summary[part]["dropped"] = dropped
+            print(f"{part}: {dropped} of {len(cuts)} cuts dropped for bad audio "
+                  f"(listed in {feature_paths(args.out_dir, args.prefix, part)['failures']})")
         print(f"{part}: {len(done)} cuts, {frames} frames ({frames / 360000.0:.2f} h) -> {summary[part]['cuts_path']}")
     print(json.dumps(summary))
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_tool(get_parser(), _run, argv)
+    from asr_bl.validate import DataError
+
+    return run_tool(get_parser(), _run, argv, usage_errors=(DataError,))
 
 
 if __name__ == "__main__":

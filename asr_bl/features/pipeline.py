@@ -8,6 +8,11 @@ Layout of a precomputed feature directory (``data/fbank``)::
     {corpus}_cmvn_{part}.npz          CMVN statistics per conversation side (recording id + channel)
     {corpus}_fbank_{part}.json        the FbankConfig the features were computed with
     {corpus}_done_{part}.json         the part's stage record (asr_bl.stage): skip or redo
+    {corpus}_failures_{part}.txt      only when cuts were dropped: ``cut-id<TAB>reason`` per dropped cut
+
+Audio that cannot be read as its manifest declares (see :func:`asr_bl.validate.cut_audio_problem`)
+fails the part, naming every bad cut in the failures file, unless ``max_bad_fraction`` allows that
+many to be dropped; a part is complete only when its stage record (written last) matches its files.
 
 Deltas and CMVN are applied when loading (:class:`FeatureLoader`), in Kaldi's order: CMVN on the
 log-mel, then Δ/ΔΔ, giving the ``(3, 64, T)`` network input. The on-the-fly path computes the same
@@ -29,7 +34,8 @@ from tqdm.auto import tqdm
 from asr_bl.features.fbank import FbankConfig, make_extractor, num_frames, stack_deltas
 from asr_bl.io import write_json
 from asr_bl.manifests import manifest_path, write_manifest
-from asr_bl.stage import Stage
+from asr_bl.stage import Stage, fingerprint, read_record
+from asr_bl.validate import DataError, cut_audio_problem
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +178,7 @@ def feature_paths(output_dir: Pathlike, corpus: str, part: str) -> Dict[str, Pat
         "cmvn": d / f"{corpus}_cmvn_{part}.npz",
         "config": d / f"{corpus}_fbank_{part}.json",
         "record": d / f"{corpus}_done_{part}.json",
+        "failures": d / f"{corpus}_failures_{part}.txt",
     }
 
 
@@ -246,12 +253,49 @@ def _check_existing_part(paths: Dict[str, Path], config: FbankConfig, cuts: CutS
         raise ValueError(f"{where} records feature config {stored}, but {config.to_dict()} was requested; {fix}")
     stored_ids = set(load_manifest(paths["cuts"]).ids)
     requested_ids = set(cuts.ids)
-    if stored_ids != requested_ids:
+    dropped = set(read_failures(paths["failures"])) if paths["failures"].is_file() else set()
+    if stored_ids != requested_ids and not (stored_ids <= requested_ids and requested_ids - stored_ids <= dropped):
         raise ValueError(
             f"{paths['cuts']} holds {len(stored_ids)} cuts, {len(stored_ids - requested_ids)} of them not "
             f"requested; {len(requested_ids - stored_ids)} requested cuts are missing from it "
             f"(the input manifests changed); {fix}"
         )
+
+
+def read_failures(path: Pathlike) -> Dict[str, str]:
+    """``{cut id: reason}`` from a failures file (``cut-id<TAB>reason`` lines)."""
+    out: Dict[str, str] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        cid, _, reason = line.partition("\t")
+        if cid:
+            out[cid] = reason
+    return out
+
+
+def _apply_bad_audio_policy(bad: Dict[str, str], total: int, max_bad_fraction: float, path: Path) -> None:
+    """Write the failures file; raise :class:`DataError` when more than ``max_bad_fraction`` of the cuts are bad."""
+    from asr_bl.io import write_text
+
+    write_text(path, "".join(f"{cid}\t{reason}\n" for cid, reason in sorted(bad.items())))
+    shown = "; ".join(f"{cid}: {reason}" for cid, reason in sorted(bad.items())[:3])
+    if len(bad) > max_bad_fraction * total:
+        more = f" ... ({len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise DataError(
+            f"{path}: {len(bad)} of {total} cuts have audio that cannot be read as the manifest says "
+            f"({shown}{more}); fix the audio or the manifests (asr_bl-validate data), or let up to a fraction "
+            f"of the cuts be dropped with --max-bad-audio (now {max_bad_fraction:g})"
+        )
+    logger.warning("%d of %d cuts dropped for bad audio (allowed: %g); listed in %s; first: %s",
+                   len(bad), total, max_bad_fraction, path, shown)
+
+
+def _load_error(cut) -> str:
+    """Why lhotse could not compute features for ``cut`` (it drops such cuts with a warning only)."""
+    try:
+        cut.load_audio()
+    except Exception as e:  # noqa: BLE001 - any loading failure is the reason
+        return f"audio cannot be loaded ({type(e).__name__}: {e})"
+    return "feature extraction dropped it (see lhotse's warnings)"
 
 
 def compute_and_store(
@@ -263,6 +307,7 @@ def compute_and_store(
     num_jobs: int = 1,
     overwrite: bool = False,
     storage: str = "auto",
+    max_bad_fraction: float = 0.0,
 ) -> CutSet:
     """Compute log-mel features (lilcom storage) and per-side CMVN stats for ``cuts``; write the part's files.
 
@@ -273,6 +318,14 @@ def compute_and_store(
     (``overwrite=True`` recomputes); same ids with other content (e.g. new audio) are redone, the
     reason logged. ``num_jobs`` is capped at one process per 200 cuts: a worker process costs
     seconds to start, more than small parts take to compute.
+
+    Bad audio (unreadable, missing, another sampling rate or length than declared, a cut outside its
+    recording; :func:`asr_bl.validate.cut_audio_problem`, and any cut lhotse's extraction drops) is
+    listed in ``{corpus}_failures_{part}.txt`` (``cut-id<TAB>reason``); more than
+    ``max_bad_fraction`` of the cuts bad raises :class:`asr_bl.validate.DataError` and leaves the
+    part unfinished, otherwise those cuts are dropped, logged, and counted in the record's summary.
+    A redo removes the old record before it overwrites anything, so an interrupted redo leaves no
+    part that looks finished.
     """
     from lhotse import load_manifest
 
@@ -281,19 +334,36 @@ def compute_and_store(
     paths = feature_paths(output_dir, corpus, part)
     paths["cuts"].parent.mkdir(parents=True, exist_ok=True)
     cuts = cuts.to_eager()
-    stage = Stage(paths["record"], f"features {corpus} {part}",
-                  args={"config": config.to_dict(), "storage": writer.name, "cuts_sha1": _cuts_digest(cuts)})
+    if not 0.0 <= max_bad_fraction < 1.0:
+        raise ValueError(f"max_bad_fraction must be in [0, 1), got {max_bad_fraction}")
+    args = {"config": config.to_dict(), "storage": writer.name, "cuts_sha1": _cuts_digest(cuts)}
+    if max_bad_fraction > 0:  # (absent at 0: records of parts made before the option stay valid)
+        args["max_bad_fraction"] = max_bad_fraction
+    stage = Stage(paths["record"], f"features {corpus} {part}", args=args)
     if not overwrite and paths["cuts"].is_file():
         _check_existing_part(paths, config, cuts, stage)
     if stage.is_done(overwrite):
         return load_manifest(paths["cuts"])
+    cache: Dict[str, Optional[str]] = {}
+    bad = {c.id: p for c, p in ((c, cut_audio_problem(c, cache)) for c in cuts) if p}
+    if bad:
+        _apply_bad_audio_policy(bad, len(cuts), max_bad_fraction, paths["failures"])
+    # From here on the old outputs get overwritten: without the record the part is unfinished.
+    paths["record"].unlink(missing_ok=True)
+    good = cuts.filter(lambda c: c.id not in bad).to_eager() if bad else cuts
     extractor = make_extractor(config)
-    num_jobs = max(1, min(num_jobs, len(cuts) // 200))
-    with_feats = cuts.compute_and_store_features(
+    num_jobs = max(1, min(num_jobs, len(good) // 200))
+    with_feats = good.compute_and_store_features(
         extractor=extractor, storage_path=paths["storage"], num_jobs=num_jobs,
         storage_type=writer,
     )
     with_feats = CutSet.from_cuts(with_feats).to_eager()
+    lost = [c for c in good if c.id not in set(with_feats.ids)]
+    if lost:
+        bad.update({c.id: _load_error(c) for c in lost})
+        _apply_bad_audio_policy(bad, len(cuts), max_bad_fraction, paths["failures"])
+    if not bad:
+        paths["failures"].unlink(missing_ok=True)
     for cut in with_feats:
         expected = cut_num_frames(cut, config)
         assert cut.features.num_frames == expected, (
@@ -304,9 +374,30 @@ def compute_and_store(
     stats.save(paths["cmvn"])
     write_manifest(with_feats, paths["cuts"])
     storage_files = [p for p in (paths["storage"], Path(f"{paths['storage']}.lca")) if p.exists()]
-    stage.finish(outputs=[paths["cuts"], paths["cmvn"], paths["config"], *storage_files],
-                 summary={"cuts": len(with_feats)})
+    summary: Dict[str, object] = {"cuts": len(with_feats)}
+    if bad:
+        summary.update({"requested": len(cuts), "dropped": len(bad)})
+        storage_files.append(paths["failures"])
+    stage.finish(outputs=[paths["cuts"], paths["cmvn"], paths["config"], *storage_files], summary=summary)
     return with_feats
+
+
+def verify_feature_part(output_dir: Pathlike, corpus: str, part: str) -> None:
+    """:class:`DataError` unless the part's stage record exists and every file it lists is unchanged
+    (a truncated or rewritten feature store, an interrupted redo)."""
+    paths = feature_paths(output_dir, corpus, part)
+    fix = f"recompute it: asr_bl-features --prefix {corpus} --out-dir {output_dir} --parts {part} --force"
+    record = read_record(paths["record"])
+    if record is None:
+        raise DataError(f"{paths['record']}: missing or unreadable, so the features of '{part}' are not known to "
+                        f"be complete (an interrupted run?); {fix}")
+    for p, fp in record.get("outputs", {}).items():
+        now = fingerprint(p, fp)
+        if now is None:
+            raise DataError(f"{p}: missing (listed in {paths['record']}); {fix}")
+        if now.get("size") != fp.get("size") or now.get("sha1") != fp.get("sha1"):
+            raise DataError(f"{p}: changed after the features stage finished ({fp.get('size')} -> {now.get('size')} "
+                            f"bytes; truncated?); {fix}")
 
 
 def load_feature_part(output_dir: Pathlike, corpus: str, part: str) -> Tuple[CutSet, CmvnStats, FbankConfig]:
@@ -323,6 +414,7 @@ def load_feature_part(output_dir: Pathlike, corpus: str, part: str) -> Tuple[Cut
                 f"{paths[key]} not found; compute the features first: "
                 f"asr_bl-features --prefix {corpus} --out-dir {output_dir} --parts {part}"
             )
+    verify_feature_part(output_dir, corpus, part)
     config = FbankConfig.from_dict(json.loads(paths["config"].read_text()))
     return load_manifest(paths["cuts"]), CmvnStats.load(paths["cmvn"]), config
 
@@ -412,6 +504,8 @@ __all__ = [
     "feature_paths",
     "lilcom_available",
     "load_feature_part",
+    "read_failures",
+    "verify_feature_part",
     "storage_writer",
     "side_key",
     "utterance_cuts",
