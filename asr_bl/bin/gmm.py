@@ -36,7 +36,9 @@ logger = logging.getLogger("asr_bl.bin.gmm")
 PROG = "asr_bl-gmm"
 RECORD = "done.json"
 # Settings that do not change a stage's result: left out of its record.
-_RUNTIME_ARGS = ("command", "force", "verbose", "num_jobs", "feats_cache_dir")
+_RUNTIME_ARGS = ("command", "force", "verbose", "num_jobs", "feats_cache_dir", "max_oov_rate")
+#: Default of --max-oov-rate: a transcript/lexicon mismatch (other case, other normalisation) is far above it.
+DEFAULT_MAX_OOV_RATE = 0.1
 
 
 def _int_tuple(text: str) -> Tuple[int, ...]:
@@ -61,6 +63,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="where GMM features are cached (default: <out-dir>/../gmm_feats)")
     p.add_argument("--beam", type=float, default=align.beam, help="alignment beam")
     p.add_argument("--retry-beam", type=float, default=align.retry_beam, help="beam of the retry when the first fails")
+    p.add_argument("--max-oov-rate", type=float, default=DEFAULT_MAX_OOV_RATE,
+                   help="fail when more than this fraction of the transcripts' words are not in the lexicon "
+                        "(they are trained as the OOV word)")
     add_force(p)
     add_verbose(p)
 
@@ -98,7 +103,11 @@ def get_parser() -> argparse.ArgumentParser:
             "outputs of align: <out-dir>/<cuts name> (cuts with pdf_ali/phone_ali), pdf_counts, num_pdfs,\n"
             "pdf_ali.ark.txt, phone_ali.ark.txt, ali.ark.txt, phones.ctm, failures.txt, final.mdl, tree.\n"
             "A finished command is skipped when its arguments and its inputs' content are unchanged\n"
-            "(<out-dir>/done.json); --force redoes it. Run '<command> --help' for each command's options."
+            "(<out-dir>/done.json); --force redoes it. Run '<command> --help' for each command's options.\n"
+            "Inputs are validated before anything is written (asr_bl.validate): the cuts manifest, the\n"
+            "cuts' audio, their transcripts (an empty one is an error; the OOV rate against the lexicon is\n"
+            "logged and recorded in done.json, an error above --max-oov-rate), the lang dir, and that the\n"
+            "model was trained with this lang; bad input exits 2 with one line naming the file."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -179,12 +188,72 @@ def _outputs(out_dir: Path) -> List[Path]:
 
 
 def _load_cuts(path: str) -> List[Any]:
-    from lhotse import load_manifest
+    """The cuts, validated: a readable manifest with unique ids and their audio as declared."""
+    from asr_bl.validate import DataError, Problem, cut_audio_problem, read_manifest, summarize
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"cuts manifest {path} not found; run the features stage (asr_bl-features) first")
-    cuts = load_manifest(path)
-    return list(cuts)
+    cuts = list(read_manifest(path, "cuts", fix="rerun the features stage (asr_bl-features --force)"))
+    cache: Dict[str, Optional[str]] = {}
+    bad = [Problem(path, f"cut {c.id}", r) for c, r in ((c, cut_audio_problem(c, cache)) for c in cuts) if r]
+    if bad:
+        raise DataError(f"{len(bad)} of {len(cuts)} cuts have audio that cannot be read as declared: "
+                        f"{summarize(bad)}; fix the audio, or rerun asr_bl-features (it lists and, with "
+                        "--max-bad-audio, drops such cuts)")
+    return cuts
+
+
+def _check_transcripts(args: argparse.Namespace, lang: Any, cuts: List[Any]) -> Dict[str, Any]:
+    """Refuse empty transcripts (they would be aligned as all silence); log and return the OOV counts,
+    refusing an OOV rate above ``--max-oov-rate``."""
+    from asr_bl.validate import DataError, oov_stats
+
+    texts = {c.id: " ".join(s.text for s in c.supervisions if s.text) for c in cuts}
+    empty = sorted(k for k, t in texts.items() if not t.strip())
+    if empty:
+        shown = ", ".join(empty[:5]) + (f" ... and {len(empty) - 5} more" if len(empty) > 5 else "")
+        raise DataError(f"{args.cuts}: {len(empty)} of {len(cuts)} cuts have an empty transcript ({shown}); "
+                        "they would be trained as all silence: remove them in data preparation")
+    real_words = {w for w, _ in lang.lexicon}
+    stats = oov_stats(texts, real_words)
+    logger.info("%s: %s", args.cuts, stats.line())
+    if stats.all_oov_utterances:
+        logger.warning("%s: %d utterances have no word in the lexicon (e.g. %s; another case or normalisation?)",
+                       args.cuts, len(stats.all_oov_utterances), stats.all_oov_utterances[0])
+    if stats.rate > args.max_oov_rate:
+        raise DataError(f"{args.cuts}: {stats.line()}, above --max-oov-rate {args.max_oov_rate:g}; normalise "
+                        "the transcripts like the lexicon, or extend the lexicon")
+    return stats.summary()
+
+
+def _load_lang(args: argparse.Namespace) -> Any:
+    """The lang dir, validated (Kaldi's validate_lang.pl checks)."""
+    from asr_bl.hmm.lang import load_lang
+    from asr_bl.validate import validate_lang_dir
+
+    lang = load_lang(Path(args.lang))
+    validate_lang_dir(args.lang).raise_if_errors(
+        f"rebuild it: asr_bl-gmm prepare-lang --lexicon <lexicon> --out-dir {args.lang} --force")
+    return lang
+
+
+def _load_model(path: Path, lang: Any, lang_dir: str) -> Any:
+    """A GMM-HMM from ``path``; DataError when it is unreadable or was not trained with ``lang``."""
+    from asr_bl.hmm.model import GmmHmm
+    from asr_bl.validate import DataError
+
+    try:
+        model = GmmHmm.load(path)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file, whatever the unpickler says
+        raise DataError(f"{path}: not a readable asr_bl GMM-HMM ({type(e).__name__}: {e}; truncated?); "
+                        "retrain it (asr_bl-gmm train-mono / train-tri --force)") from None
+    if model.topo_text.strip() != lang.topology_text().strip():
+        raise DataError(f"{path}: trained with another lang than {lang_dir} (their HMM topologies differ: "
+                        f"{lang_dir}/topo has {len(lang.real_phone_ids)} phones); pass the --lang the model was "
+                        "trained with, or retrain the model with this lang")
+    return model
 
 
 def _utterances(args: argparse.Namespace, lang: Any, cuts: List[Any]) -> List[Any]:
@@ -226,11 +295,14 @@ def cmd_prepare_lang(args: argparse.Namespace) -> int:
         position_dependent_phones=args.position_dependent_phones,
     )
     lang = prepare_lang(entries, cfg)
+    from asr_bl.validate import validate_lang_dir
+
     # Written aside, then copied file by file where the content differs: a redo with the same
     # lexicon leaves every lang file (and so every GMM stage's inputs) untouched.
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".lang-", dir=out_dir.parent) as tmp:
         write_lang(lang, Path(tmp))
+        validate_lang_dir(tmp).raise_if_errors(f"{lexicon} gives an invalid lang dir: fix the lexicon")
         names = sorted(p.name for p in Path(tmp).iterdir() if p.is_file())
         changed = [n for n in names if write_if_changed(out_dir / n, (Path(tmp) / n).read_bytes())]
     for stale in _lang_files(out_dir):
@@ -249,7 +321,8 @@ def cmd_prepare_lang(args: argparse.Namespace) -> int:
 
 
 def _finish_training(out_dir: Path, result: Any, stage: Stage, extra_log: Dict[str, Any],
-                     summary_keys: Tuple[str, ...] = ("timings",)) -> int:
+                     summary_keys: Tuple[str, ...] = ("timings",),
+                     extra_summary: Optional[Dict[str, Any]] = None) -> int:
     """Write a training stage's outputs (final.mdl, tree, ali.ark.txt, failures.txt, log.json), then its record."""
     from asr_bl.hmm.export import write_int_ark
 
@@ -268,20 +341,21 @@ def _finish_training(out_dir: Path, result: Any, stage: Stage, extra_log: Dict[s
         "final_acoustic_loglike_per_frame": extra_log.get("final_acoustic_loglike_per_frame"),
     }
     summary.update({k: extra_log[k] for k in summary_keys})
+    summary.update(extra_summary or {})
     stage.finish(outputs=_outputs(out_dir), summary=summary)
     print(json.dumps(summary, indent=1))
     return 0
 
 
 def cmd_train_mono(args: argparse.Namespace, stage: Stage) -> int:
-    from asr_bl.hmm.lang import load_lang
     from asr_bl.hmm.train import MonoConfig, TrainResult, align_with_model, train_mono
 
     out_dir = Path(args.out_dir)
     timings: Dict[str, float] = {}
     t0 = time.time()
-    lang = load_lang(Path(args.lang))
+    lang = _load_lang(args)
     cuts = _load_cuts(args.cuts)
+    oov = _check_transcripts(args, lang, cuts)
     utts = _utterances(args, lang, cuts)
     timings["features_s"] = time.time() - t0
     train_utts = utts
@@ -301,13 +375,11 @@ def cmd_train_mono(args: argparse.Namespace, stage: Stage) -> int:
     return _finish_training(out_dir, result, stage, {
         "timings": timings, "train_utterances": len(train_utts), "utterances": len(utts),
         "final_acoustic_loglike_per_frame": ll,
-    })
+    }, extra_summary={"oov": oov})
 
 
 def cmd_train_tri(args: argparse.Namespace, stage: Stage) -> int:
     from asr_bl.hmm.export import read_int_ark
-    from asr_bl.hmm.lang import load_lang
-    from asr_bl.hmm.model import GmmHmm
     from asr_bl.hmm.train import TriConfig, train_tri
     from asr_bl.hmm.tree import TreeConfig
 
@@ -319,11 +391,12 @@ def cmd_train_tri(args: argparse.Namespace, stage: Stage) -> int:
                                     "(train-mono or train-tri)")
     timings: Dict[str, float] = {}
     t0 = time.time()
-    lang = load_lang(Path(args.lang))
-    cuts = _load_cuts(args.cuts)
-    utts = _utterances(args, lang, cuts)
-    prev = GmmHmm.load(ali_dir / "final.mdl")
+    lang = _load_lang(args)
+    prev = _load_model(ali_dir / "final.mdl", lang, args.lang)
     prev_ali = read_int_ark(ali_dir / "ali.ark.txt")
+    cuts = _load_cuts(args.cuts)
+    oov = _check_transcripts(args, lang, cuts)
+    utts = _utterances(args, lang, cuts)
     timings["features_s"] = time.time() - t0
     tree_cfg = TreeConfig(num_leaves=args.num_leaves, min_leaf_count=args.min_leaf_count)
     cfg = TriConfig(
@@ -342,13 +415,11 @@ def cmd_train_tri(args: argparse.Namespace, stage: Stage) -> int:
     return _finish_training(out_dir, result, stage, {
         "timings": timings, "tree": tree_summary, "utterances": len(utts),
         "final_acoustic_loglike_per_frame": ll,
-    }, summary_keys=("tree", "timings"))
+    }, summary_keys=("tree", "timings"), extra_summary={"oov": oov})
 
 
 def cmd_align(args: argparse.Namespace, stage: Stage) -> int:
     from asr_bl.hmm.export import write_alignment_outputs
-    from asr_bl.hmm.lang import load_lang
-    from asr_bl.hmm.model import GmmHmm
     from asr_bl.hmm.train import align_with_model
 
     out_dir = Path(args.out_dir)
@@ -356,10 +427,11 @@ def cmd_align(args: argparse.Namespace, stage: Stage) -> int:
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} not found; train the model first (train-mono / train-tri)")
     t0 = time.time()
-    lang = load_lang(Path(args.lang))
+    lang = _load_lang(args)
+    model = _load_model(model_path, lang, args.lang)
     cuts = _load_cuts(args.cuts)
+    oov = _check_transcripts(args, lang, cuts)
     utts = _utterances(args, lang, cuts)
-    model = GmmHmm.load(model_path)
     t1 = time.time()
     previous: Optional[Dict[str, Any]] = None
     prev_failures: Dict[str, str] = {}
@@ -389,6 +461,7 @@ def cmd_align(args: argparse.Namespace, stage: Stage) -> int:
     model.save(out_dir / "final.mdl")
     summary = write_alignment_outputs(out_dir, model, lang, ali, failures, cuts, Path(args.cuts).name)
     summary["acoustic_loglike_per_frame"] = ll
+    summary["oov"] = oov
     summary["timings"] = {"features_s": t1 - t0, "align_s": t2 - t1, "export_s": time.time() - t2}
     stage.finish(outputs=_outputs(out_dir), summary=summary)
     print(json.dumps(summary, indent=1))
@@ -410,7 +483,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_tool(get_parser(), _run, argv)
+    from asr_bl.validate import DataError
+
+    return run_tool(get_parser(), _run, argv, usage_errors=(DataError,))
 
 
 if __name__ == "__main__":

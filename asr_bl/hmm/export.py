@@ -43,13 +43,31 @@ def write_int_ark(path: Path, data: Dict[str, np.ndarray]) -> None:
 
 
 def read_int_ark(path: Path) -> Dict[str, np.ndarray]:
-    """Read :func:`write_int_ark` output."""
+    """Read :func:`write_int_ark` output.
+
+    A file that does not end with a newline (cut short), a token that is not an integer or text that
+    is not UTF-8 is an :class:`asr_bl.validate.DataError` naming the file and line.
+    """
+    from asr_bl.validate import DataError
+
+    path = Path(path)
+    fix = "rerun the stage that wrote it (with --force)"
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        raise DataError(f"{path}: does not end with a newline (truncated?); {fix}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); {fix}") from None
     out: Dict[str, np.ndarray] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if parts:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if parts:
+            try:
                 out[parts[0]] = np.asarray([int(x) for x in parts[1:]], dtype=np.int32)
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: utterance {parts[0]!r} has a value that is not an integer; "
+                                f"{fix}") from None
     return out
 
 

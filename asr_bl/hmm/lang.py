@@ -14,6 +14,7 @@ words, in Kaldi's file formats so that Kaldi tools could read it:
 
 Phone ids are 1-based and contiguous for real phones (``<eps>`` = 0), as Kaldi requires.
 """
+import io
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from asr_bl._kaldi import import_kaldi
 from asr_bl.io import write_if_changed
+from asr_bl.validate import DataError, check_lexicon_words, reserved_word_reason
 
 logger = logging.getLogger(__name__)
 
@@ -149,31 +151,43 @@ def base_phone(phone: str) -> str:
 
 def read_lexicon(path: Path) -> List[Tuple[str, List[str]]]:
     """Read a Kaldi ``lexicon.txt`` (``word PH1 PH2 ...``); an optional pronunciation probability
-    after the word (lexiconp.txt) is dropped. Duplicate (word, pron) pairs are kept once."""
+    after the word (lexiconp.txt) is dropped. Duplicate (word, pron) pairs are kept once.
+
+    Raises :class:`asr_bl.validate.DataError` (a ``ValueError``) naming the file and line for text
+    that is not UTF-8, a reserved word (``<eps>``, ``<s>``, ``</s>``, ``#...``: lexicons have no
+    comment lines), a word without pronunciation, or no entries at all."""
     entries: List[Tuple[str, List[str]]] = []
     seen = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            word, pron = parts[0], parts[1:]
-            if pron:
-                try:
-                    float(pron[0])
-                    pron = pron[1:]
-                except ValueError:
-                    pass
-            if not pron:
-                raise ValueError(
-                    f"{path}:{lineno}: word {word!r} has no pronunciation; fix or remove the line"
-                )
-            key = (word, tuple(pron))
-            if key not in seen:
-                seen.add(key)
-                entries.append((word, pron))
+    try:
+        lines = io.StringIO(Path(path).read_bytes().decode("utf-8"), newline=None)
+    except UnicodeDecodeError as e:
+        lineno = Path(path).read_bytes()[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start}); "
+                        "convert the lexicon to UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    for lineno, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        word, pron = parts[0], parts[1:]
+        reason = reserved_word_reason(word)
+        if reason:
+            raise DataError(f"{path}:{lineno}: {reason}; remove the line")
+        if pron:
+            try:
+                float(pron[0])
+                pron = pron[1:]
+            except ValueError:
+                pass
+        if not pron:
+            raise DataError(
+                f"{path}:{lineno}: word {word!r} has no pronunciation; fix or remove the line"
+            )
+        key = (word, tuple(pron))
+        if key not in seen:
+            seen.add(key)
+            entries.append((word, pron))
     if not entries:
-        raise ValueError(f"{path} holds no lexicon entries; expected lines 'word PH1 PH2 ...'")
+        raise DataError(f"{path} holds no lexicon entries; expected lines 'word PH1 PH2 ...'")
     return entries
 
 
@@ -213,6 +227,7 @@ def prepare_lang(
     """
     config = config or LangConfig()
     entries = list(lexicon)
+    check_lexicon_words(entries, "the lexicon")
     words_present = {w for w, _ in entries}
     for word, phone in DEFAULT_EXTRA_ENTRIES:
         if phone in config.silence_phones and word not in words_present:
