@@ -23,6 +23,7 @@ setup(
             "asr_bl-mkgraph=asr_bl.bin.mkgraph:main",
             "asr_bl-decode=asr_bl.bin.decode:main",
             "asr_bl-train=asr_bl.bin.train:main",
+            "asr_bl-validate=asr_bl.bin.validate:main",
         ]
     },
 )
