@@ -39,6 +39,10 @@ SPH2PIPE_FIX = (
 DESPHERE_FIX = "pip install desphere==0.1.1 (and desphere-native for speed)"
 
 
+class SphereDecoderError(RuntimeError):
+    """No SPHERE decoder (sph2pipe, desphere) is available, or the one asked for is missing."""
+
+
 def read_sphere_header(path: Union[str, Path]) -> Dict[str, Union[int, float, str]]:
     """The fields of a SPHERE header (``sample_rate``, ``channel_count``, ``sample_coding``, ...).
 
@@ -93,22 +97,22 @@ def resolve_sphere_decoder(choice: str = "auto") -> str:
     """``"sph2pipe"`` or ``"desphere"`` for ``choice`` (one of :data:`SPHERE_DECODERS`).
 
     ``auto`` takes sph2pipe when it is on PATH, else desphere when installed; raises
-    ``RuntimeError`` naming both fixes when neither is there, or the fix for a named one that is missing.
+    :class:`SphereDecoderError` naming both fixes when neither is there, or the fix for a named one that is missing.
     """
     if choice not in SPHERE_DECODERS:
         raise ValueError(f"sphere decoder must be one of {SPHERE_DECODERS}, got {choice!r}")
     have_sph2pipe = shutil.which("sph2pipe") is not None
     if choice == "sph2pipe" and not have_sph2pipe:
-        raise RuntimeError(f"sphere decoder 'sph2pipe' asked for but not on PATH. Fix: {SPH2PIPE_FIX}.")
+        raise SphereDecoderError(f"sphere decoder 'sph2pipe' asked for but not on PATH. Fix: {SPH2PIPE_FIX}.")
     if choice == "desphere" and not desphere_available():
-        raise RuntimeError(f"sphere decoder 'desphere' asked for but not installed. Fix: {DESPHERE_FIX}.")
+        raise SphereDecoderError(f"sphere decoder 'desphere' asked for but not installed. Fix: {DESPHERE_FIX}.")
     if choice != "auto":
         return choice
     if have_sph2pipe:
         return "sph2pipe"
     if desphere_available():
         return "desphere"
-    raise RuntimeError(
+    raise SphereDecoderError(
         "SPHERE audio needs a decoder: neither 'sph2pipe' is on PATH nor the 'desphere' package "
         f"installed. Fix: {DESPHERE_FIX}, or {SPH2PIPE_FIX}."
     )
