@@ -112,6 +112,13 @@ def check_switchboard_layout(audio_dir: Path, transcripts_dir: Path) -> List[Pat
         transcripts_dir, "*trans.text", "Switchboard-1 MS98 transcripts (swb_ms98_transcriptions)",
         "expected swb_ms98_transcriptions/20/2001/sw2001A-ms98-a-trans.text ...",
     )
+    foreign = [p for p in audio if not re.fullmatch(r"sw0\d{4}\.sph", p.name)]
+    if foreign:
+        raise LdcLayoutError(
+            f"Switchboard-1 {SWBD_ID}: {audio_dir} holds {len(foreign)} .sph files not named sw0NNNN.sph, "
+            f"e.g. {foreign[0]} (another corpus?); expected the LDC97S62 package root, with "
+            "swb1_d1/data/sw02001.sph ..."
+        )
     sides = {p.name.split("-")[0] for p in texts}
     for sph in audio:
         name = sph.stem.replace("sw0", "sw", 1)
@@ -237,6 +244,12 @@ def check_eval2000_layout(corpus_dir: Path, text_dir: Optional[Path] = None, sco
         corpus_dir / EVAL2000_AUDIO_ID / "hub5e_00" / "english", "*.sph", f"Hub5'00 audio {EVAL2000_AUDIO_ID}",
         f"expected {EVAL2000_AUDIO_ID}/hub5e_00/english/sw_4390.sph ...",
     )
+    foreign = [p for p in audio if not re.fullmatch(r"(sw|en)_\d{4}\.sph", p.name)]
+    if foreign:
+        raise LdcLayoutError(
+            f"Hub5'00 audio {EVAL2000_AUDIO_ID}: {len(foreign)} .sph files not named sw_NNNN.sph / en_NNNN.sph, "
+            f"e.g. {foreign[0]} (another corpus?); expected {EVAL2000_AUDIO_ID}/hub5e_00/english/sw_4390.sph ..."
+        )
     _require_files(
         text_dir / EVAL2000_TRANSCRIPT_ID / "reference" / "english", "*.txt",
         f"Hub5'00 references {EVAL2000_TRANSCRIPT_ID}",

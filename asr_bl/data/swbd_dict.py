@@ -157,16 +157,9 @@ def swbd_lexicon(msu_entries: Iterable[Entry], config: Optional[SwbdDictConfig] 
             dropped["acronym or non-word" if len(tokens) > 1 else "non-speech"] += 1
             continue
         kept[(tokens[0], tuple(_map_phones(phones, config.phone_set)))] = None
-    inventory = {p for _, pron in kept for p in pron}
-    if config.text.acronyms == "letters":
+    if config.text.acronyms == "letters":  # the letter names use only phones of the MSU set
         for letter, pron in LETTER_PRONUNCIATIONS.items():
-            phones = tuple(_map_phones(pron.split(), config.phone_set))
-            missing = [p for p in phones if p not in inventory]
-            if missing:
-                logger.warning("letter %r: phones %s are not in the dictionary; its letter-name entry is left out",
-                               letter, missing)
-                continue
-            kept[(letter, phones)] = None
+            kept[(letter, tuple(_map_phones(pron.split(), config.phone_set)))] = None
     for word, phone in SPECIAL_ENTRIES:
         kept[(word, (phone,))] = None
     if dropped:
