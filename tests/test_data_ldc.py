@@ -1,14 +1,11 @@
 """Miniature LDC trees (SWB-1 + MS98, Fisher, Hub5'00) -> manifests: speakers, durations, splits, errors."""
 import os
-import stat
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+from ldc_tree import build_eval2000_tree, build_fisher_tree, build_swbd_tree, install_sph2pipe_standin, write_sph
 
-from asr_bl.data import sphere
 from asr_bl.data.ldc import (
     LdcLayoutError,
     LdcPrepConfig,
@@ -22,96 +19,33 @@ from asr_bl.data.ldc import (
     prepare_switchboard,
     remove_duplicates,
 )
-from asr_bl.data.sphere import read_sphere_header
+from asr_bl.data.sphere import SphereDecoderError, read_sphere_header
 
 SR = 8000
 
 
-def write_sph(path: Path, seconds: float, seed: int) -> None:
-    """A two-channel 8 kHz uncompressed SPHERE file: a different tone + noise per side."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    a = 0.3 * np.sin(2 * np.pi * 300 * t) + 0.02 * rng.standard_normal(t.shape)
-    b = 0.3 * np.sin(2 * np.pi * 700 * t) + 0.02 * rng.standard_normal(t.shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.stack([a, b], axis=1), SR, format="NIST", subtype="PCM_16")
-
-
 @pytest.fixture()
 def sph2pipe_on_path(tmp_path, monkeypatch):
-    """sph2pipe is not installed here: put the package's uncompressed-SPHERE stand-in on PATH."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    script = bindir / "sph2pipe"
-    # Run the module file itself: `-m asr_bl.data.sphere` would import the whole package per call.
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{sphere.__file__}" "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    """sph2pipe is not installed here: put the package's stand-in on PATH."""
+    script = install_sph2pipe_standin(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
     return script
-
-
-def ms98_lines(name: str, side: str, segments):
-    return "".join(
-        f"{name}{side}-ms98-a-{i:04d} {start:.6f} {end:.6f} {text}\n"
-        for i, (start, end, text) in enumerate(segments, start=1)
-    )
 
 
 @pytest.fixture()
 def swbd_tree(tmp_path):
-    """LDC97S62/swb1_d1/data/sw0NNNN.sph + swb_ms98_transcriptions/NN/NNNN/swNNNN{A,B}-ms98-a-trans.text."""
-    audio = tmp_path / "LDC97S62"
-    trans = tmp_path / "swb_ms98_transcriptions"
-    for k, conv in enumerate(["2001", "2005"]):
-        write_sph(audio / "swb1_d1" / "data" / f"sw0{conv}.sph", 8.0, seed=k)
-        d = trans / conv[:2] / conv
-        d.mkdir(parents=True)
-        a = [(0.0, 0.5, "[silence]"), (0.5, 2.0, "hi um i'm [laughter-calling] about t[he]-"),
-             (2.0, 3.0, "uh-huh"), (3.5, 5.25, "i worked at i_b_m [noise]"), (5.25, 6.0, "[silence]")]
-        b = [(0.0, 1.0, "[silence]"), (1.0, 2.5, "yeah [bocket/bucket]"), (2.5, 3.0, "uh-huh"),
-             (3.0, 4.0, "[silence] [vocalized-noise]"), (4.0, 7.5, "them_1 okay")]
-        (d / f"sw{conv}A-ms98-a-trans.text").write_text(ms98_lines(f"sw{conv}", "A", a))
-        (d / f"sw{conv}B-ms98-a-trans.text").write_text(ms98_lines(f"sw{conv}", "B", b))
-        (d / f"sw{conv}A-ms98-a-word.text").write_text("")  # the word-alignment files sit beside them
-    return audio, trans
+    """LDC97S62/swb1_d1/data/sw0NNNN.sph (shorten) + swb_ms98_transcriptions/NN/NNNN/swNNNN{A,B}-ms98-a-trans.text."""
+    return build_swbd_tree(tmp_path)
 
 
 @pytest.fixture()
 def fisher_tree(tmp_path):
-    root = tmp_path / "fisher"
-    for part, (audio_id, trans_id) in enumerate([("LDC2004S13", "LDC2004T19"), ("LDC2005S13", "LDC2005T19")]):
-        call = f"{part * 6000 + 1:05d}"
-        sph = root / audio_id / f"fe_03_p{part + 1}_sph1" / "audio" / "000" / f"fe_03_{call}.sph"
-        write_sph(sph, 6.0, seed=10 + part)
-        t = root / trans_id / "data" / "trans" / "000" / f"fe_03_{call}.txt"
-        t.parent.mkdir(parents=True)
-        t.write_text(
-            f"# fe_03_{call}.sph\n\n0.36 1.80 A: hello (( mike )) here\n\n1.90 3.20 B: hi [laugh] i'm sarah\n\n"
-            "3.30 5.10 A: do you watch t. v.\n\n5.20 5.90 B: [noise]\n"
-        )
-        doc = root / trans_id / "doc"
-        doc.mkdir(parents=True)
-        (doc / f"fe_03_p{part + 1}_calldata.tbl").write_text(
-            "CALL_ID,DATE_TIME,TOPICID,SIGGRADE,CNVGRADE,APIN,ASX.DL,APHNUM,APHSET,APHTYP,BPIN,BSX.DL,BPHNUM,BPHSET,BPHTYP\n"
-            f"{call},20031223_153616,ENG01,4,4,{5000 + part},f.a,1,1,1,{6000 + part},m.a,2,1,1\n"
-        )
-    return root
+    return build_fisher_tree(tmp_path)
 
 
 @pytest.fixture()
 def eval2000_tree(tmp_path):
-    root = tmp_path / "eval2000"
-    english = root / "LDC2002S09" / "hub5e_00" / "english"
-    refs = root / "LDC2002T43" / "reference" / "english"
-    refs.mkdir(parents=True)
-    for k, name in enumerate(["sw_4390", "en_4156"]):
-        write_sph(english / f"{name}.sph", 6.0, seed=20 + k)
-        (refs / f"{name}.txt").write_text(
-            f"#Language: eng\n#File id: {name[3:]}\n#Starting at 0 Ending at 6\n# 0 1 #BEGIN\n# 5 6 #END\n\n"
-            "0.50 2.10 A: %um, <contraction e_form=\"[they=>they]['re=>are]\">they're {breath} here\n\n"
-            "2.20 3.00 B: mhm\n\n3.10 5.50 A: ((i think)) so, %uh\n"
-        )
-    return root
+    return build_eval2000_tree(tmp_path)
 
 
 def test_sphere_header_and_standin(tmp_path, sph2pipe_on_path):
@@ -156,7 +90,8 @@ def test_fisher_speakers_are_pins(fisher_tree, sph2pipe_on_path):
     assert len(sups) == 8  # every utterance, including the first after the header
     first = [s for s in sups if s.recording_id == "fe_03_00001"]
     assert [s.speaker for s in first] == ["5000", "5000", "6000", "6000"]
-    assert [s.text for s in first] == ["hello mike here", "do you watch t v", "hi [laughter] i'm sarah", "[noise]"]
+    assert [s.text for s in first] == ["hello mike here", "do you watch t v", "hi [laughter] i'm sarah",
+                                       "[noise] zorblatt"]
     assert first[0].start == pytest.approx(0.36) and first[0].duration == pytest.approx(1.44)
 
 
@@ -231,10 +166,28 @@ def test_layout_errors_name_the_corpus_and_subdirectory(tmp_path, swbd_tree, fis
     assert not out.exists()
 
 
-def test_missing_sph2pipe_is_a_clear_error(swbd_tree, monkeypatch, tmp_path):
+def test_without_sph2pipe_desphere_decodes_into_a_flac_cache(swbd_tree, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    with pytest.raises(RuntimeError, match="sph2pipe.*lhotse install-sph2pipe"):
-        prepare_switchboard(*swbd_tree)
+    with pytest.raises(SphereDecoderError, match="'sph2pipe' asked for.*lhotse install-sph2pipe"):
+        prepare_switchboard(*swbd_tree, sphere_decoder="sph2pipe")
+    cache = tmp_path / "audio"
+    recordings, sups = prepare_switchboard(*swbd_tree, audio_cache_dir=cache)  # auto: desphere
+    assert sorted(p.name for p in cache.iterdir()) == ["sw02001.flac", "sw02005.flac"]
+    rec = recordings["sw02005"]
+    assert rec.sources[0].source == str(cache / "sw02005.flac") and rec.num_channels == 2
+    assert rec.duration == pytest.approx(8.0)
+    audio = rec.load_audio(channels=0, offset=2.0, duration=0.5)
+    spectrum = np.abs(np.fft.rfft(audio[0]))
+    assert np.argmax(spectrum) * SR / 4000 == pytest.approx(300, abs=4)  # side A's tone
+    assert len(sups) == 14
+    # A second run decodes nothing: the cached files (frames, channels, rate as in the header) are kept.
+    mtimes = [p.stat().st_mtime_ns for p in sorted(cache.iterdir())]
+    prepare_switchboard(*swbd_tree, audio_cache_dir=cache)
+    assert [p.stat().st_mtime_ns for p in sorted(cache.iterdir())] == mtimes
+    # Neither decoder: one error naming both fixes.
+    monkeypatch.setitem(sys.modules, "desphere", None)
+    with pytest.raises(SphereDecoderError, match="neither 'sph2pipe'.*desphere==0.1.1"):
+        prepare_switchboard(*swbd_tree, audio_cache_dir=tmp_path / "audio2")
 
 
 def test_prepare_cli(swbd_tree, eval2000_tree, sph2pipe_on_path, tmp_path, capsys):
