@@ -131,11 +131,15 @@ def test_speakers_seen_and_unseen(corpus):
     assert speakers["test_swb"] <= speakers["train"]
     assert speakers["dev"] <= speakers["train"]
     assert speakers["test_ch"] and not speakers["test_ch"] & speakers["train"]
-    # Unseen voices also have vocal-tract warps outside the training range.
+    # Unseen voices take their vocal-tract warps at the edges of the training range, not beyond.
     plan = json.load(open(os.path.join(out, "plan.json")))
+    config = SIZES["tiny"]
     warps = {v["voice_id"]: v["warp"] for v in plan["voices"]}
-    train_warps = [warps[s] for s in speakers["train"]]
-    assert all(not min(train_warps) <= warps[s] <= max(train_warps) for s in speakers["test_ch"])
+    lo, hi = config.seen_warp
+    assert all(lo <= warps[s] <= hi for s in speakers["train"])
+    for s in speakers["test_ch"]:
+        assert any(a <= warps[s] <= b for a, b in (config.unseen_warp_low, config.unseen_warp_high)), warps[s]
+        assert not (config.unseen_warp_low[1] < warps[s] < config.unseen_warp_high[0])
     # Conversation sides are speakers: one speaker per (recording, channel).
     for part in PARTS:
         sides = {}
@@ -155,6 +159,28 @@ def test_every_word_in_lexicon(corpus):
     words |= {w for line in open(os.path.join(out, "lm_text.txt")) for w in line.split()}
     assert words <= set(lexicon), sorted(words - set(lexicon))[:10]
     assert ["DH", "AH"] in lexicon["the"]
+    # The LM text covers every lexicon word, so no test word is unrecognisable.
+    lm_words = {w for line in open(os.path.join(out, "lm_text.txt")) for w in line.split()}
+    assert set(lexicon) <= lm_words, sorted(set(lexicon) - lm_words)[:10]
+
+
+def test_augmentation_and_conditions(corpus):
+    """A share of the training utterances (only) is rendered through harsher conditions, and the
+    summary states every part's voice and channel ranges."""
+    out, _ = corpus
+    share = SIZES["tiny"].train_augment.share
+    for part in PARTS:
+        flags = [s.custom["augmented"] for s in _load(out, part)[1]]
+        if part == "train":
+            assert 0 < sum(flags) < len(flags)
+            assert abs(sum(flags) / len(flags) - share) < 0.25
+        else:
+            assert not any(flags), part
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["conditions"]["test_ch"]["channel"]["snr_db"] == list(SIZES["tiny"].ch_channel.snr_db)
+    assert summary["conditions"]["train"]["augment"]["share"] == share
+    md = open(os.path.join(out, "SUMMARY.md")).read()
+    assert "| test_ch |" in md and "augmented utterances" in md
 
 
 def _digest(out):

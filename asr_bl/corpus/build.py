@@ -40,6 +40,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from asr_bl.corpus.channel import (
+    CH_CHANNEL,
+    SWB_CHANNEL,
+    TRAIN_AUGMENT,
+    ChannelConfig,
+    UtteranceAugment,
+)
 from asr_bl.corpus.engines import (
     FEMALE_BASE_VOICES,
     VOICE_COST_S,
@@ -64,7 +71,7 @@ from asr_bl.stage import Stage
 logger = logging.getLogger(__name__)
 
 CORPUS_NAME = "synth"
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: calibrated test_ch, training augmentation, LM covers the lexicon
 # Planned seconds per word and per sentence, calibrated on the engines' average speaking rate.
 _SECONDS_PER_WORD = 0.27
 _SECONDS_PER_SENTENCE = 0.22
@@ -88,6 +95,17 @@ class CorpusConfig:
     num_unseen_speakers: int = 12
     conversation_seconds: float = 300.0
     lm_extra_ratio: float = 2.0
+    #: Vocal-tract warp of the training voices (dev and test_swb use the same voices).
+    seen_warp: Tuple[float, float] = (0.93, 1.07)
+    #: Warps of the unseen (test_ch) voices: half from each range, straddling the edges of
+    #: ``seen_warp`` rather than beyond them (issue 16: hard, not hopeless).
+    unseen_warp_low: Tuple[float, float] = (0.90, 0.95)
+    unseen_warp_high: Tuple[float, float] = (1.05, 1.10)
+    #: The line of train/dev/test_swb and of test_ch (asr_bl.corpus.channel).
+    swb_channel: ChannelConfig = SWB_CHANNEL
+    ch_channel: ChannelConfig = CH_CHANNEL
+    #: Harsher conditions for a share of the training utterances (None: no augmentation).
+    train_augment: Optional[UtteranceAugment] = TRAIN_AUGMENT
     # Share of speakers per engine family; the slow voices are kept a small share (see
     # engines.VOICE_COST_S). Families whose engine is missing are dropped and the rest rescaled.
     family_weights: Tuple[Tuple[str, float], ...] = (
@@ -158,9 +176,11 @@ def _allocate(count: int, families: Sequence[Tuple[str, float]]) -> List[str]:
     return names
 
 
-def _make_voice(voice_id: str, family: str, rng: np.random.Generator, unseen: bool = False) -> Voice:
+def _make_voice(voice_id: str, family: str, rng: np.random.Generator, config: CorpusConfig,
+                unseen: bool = False) -> Voice:
     """Draw a speaker of ``family``. ``unseen`` voices (test_ch) take their vocal-tract warp from
-    outside the training range, so even a base voice that training also uses sounds new."""
+    ranges at the edges of the training range (``config.unseen_warp_*``), so even a base voice
+    that training also uses sounds new."""
     engine, _, base = family.partition(":")
     if engine == "espeak":
         gender = "female" if rng.random() < 0.5 else "male"
@@ -170,9 +190,10 @@ def _make_voice(voice_id: str, family: str, rng: np.random.Generator, unseen: bo
     pitch = rng.uniform(165, 235) if gender == "female" else rng.uniform(85, 140)
     rate = float(rng.uniform(0.85, 1.2))
     if unseen:
-        warp = float(rng.uniform(1.07, 1.13) if rng.random() < 0.5 else rng.uniform(0.87, 0.93))
+        warp = float(rng.uniform(*config.unseen_warp_high) if rng.random() < 0.5
+                     else rng.uniform(*config.unseen_warp_low))
     else:
-        warp = float(rng.uniform(0.93, 1.07))
+        warp = float(rng.uniform(*config.seen_warp))
     variant: List[str] = []
     if engine == "espeak":
         # espeak-ng variant file: base pitch and range (Hz), formant scaling per formant
@@ -208,8 +229,9 @@ def plan_corpus(config: CorpusConfig, seed: int, engines: Dict[str, List[str]],
     n_seen, n_unseen = config.num_train_speakers, config.num_unseen_speakers
     seen_families = _allocate(n_seen, families)
     unseen_families = _allocate(n_unseen, families)
-    voices = [_make_voice(f"synth{i + 1:03d}", f, rng) for i, f in enumerate(seen_families)]
-    voices += [_make_voice(f"synth{n_seen + i + 1:03d}", f, rng, unseen=True) for i, f in enumerate(unseen_families)]
+    voices = [_make_voice(f"synth{i + 1:03d}", f, rng, config) for i, f in enumerate(seen_families)]
+    voices += [_make_voice(f"synth{n_seen + i + 1:03d}", f, rng, config, unseen=True)
+               for i, f in enumerate(unseen_families)]
     seen, unseen = voices[:n_seen], voices[n_seen:]
 
     if lexicon is None:
@@ -248,12 +270,19 @@ def plan_corpus(config: CorpusConfig, seed: int, engines: Dict[str, List[str]],
             conversations.append(
                 ConversationPlan(
                     conversation_id=f"{CORPUS_NAME}_{part}_{c + 1:04d}", split=part, voices=(a, b),
-                    turns=turns, harsh_channel=(part == "test_ch"),
+                    turns=turns,
+                    channel=config.ch_channel if part == "test_ch" else config.swb_channel,
+                    augment=config.train_augment if part == TRAIN_PART else None,
                 )
             )
     train_sentences = [t.text for c in conversations if c.split == TRAIN_PART for t in c.turns]
     num_extra = int(round(config.lm_extra_ratio * len(train_sentences)))
     lm_text = train_sentences + [take() for _ in range(num_extra)]
+    # Every word of the corpus must be recognisable: a word that only dev or test sentences use
+    # gets LM-only sentences of its own (never a dev or test sentence, so the LM stays disjoint).
+    lm_words = {w for s in lm_text for w in s.split()}
+    missing = sorted({w for c in conversations for t in c.turns for w in t.text.split()} - lm_words)
+    lm_text += pool.cover(missing)
 
     return {
         "version": PLAN_VERSION,
@@ -331,7 +360,7 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
     stats: Dict[str, Dict] = {}
     for part in PARTS:
         recordings, supervisions = [], []
-        speakers, words = set(), 0
+        speakers, words, augmented = set(), 0, 0
         for conv in plan["conversations"]:
             if conv["split"] != part:
                 continue
@@ -353,11 +382,12 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
                     SupervisionSegment(
                         id=s["id"], recording_id=cplan.conversation_id, start=s["start"], duration=s["duration"],
                         channel=s["channel"], text=s["text"], language="English", speaker=s["speaker"],
-                        gender=s["gender"], custom={"snr_db": s["snr_db"]},
+                        gender=s["gender"], custom={"snr_db": s["snr_db"], "augmented": s.get("augmented", False)},
                     )
                 )
                 speakers.add(s["speaker"])
                 words += len(s["text"].split())
+                augmented += bool(s.get("augmented", False))
         for manifest, kind in ((RecordingSet.from_recordings(recordings), "recordings"),
                                (SupervisionSet.from_segments(supervisions), "supervisions")):
             name = manifest_name(CORPUS_NAME, kind, part)
@@ -375,6 +405,7 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
             "utterances": len(supervisions),
             "words": words,
             "speakers": len(speakers),
+            "augmented_utterances": augmented,
         }
     return stats
 
@@ -476,6 +507,15 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
             key = v["engine"] if v["engine"] == "espeak" else f"{v['engine']}:{v['base_voice']}"
             counts[key] = counts.get(key, 0) + 1
         speakers_by_engine[part] = counts
+    conditions: Dict[str, Dict] = {}
+    for part in PARTS:
+        convs = [c for c in plan["conversations"] if c["split"] == part]
+        if not convs:
+            continue
+        ids = sorted({v["voice_id"] for c in convs for v in c["voices"]})
+        conditions[part] = {key: [min(voices[i][key] for i in ids), max(voices[i][key] for i in ids)]
+                            for key in ("warp", "rate", "pitch_hz")}
+        conditions[part].update(channel=convs[0]["channel"], augment=convs[0]["augment"])
     return {
         "corpus": CORPUS_NAME,
         "size": plan["config"]["name"],
@@ -484,6 +524,7 @@ def _summarise(plan: Dict, stats: Dict, vocab: int, lexicon_lines: int, num_jobs
         "text_sources": plan["text_sources"],
         "parts": stats,
         "speakers_by_engine": speakers_by_engine,
+        "conditions": conditions,
         "seen_voices": len(plan["seen_voices"]),
         "unseen_voices": len(plan["unseen_voices"]),
         "vocabulary": vocab,
@@ -525,6 +566,23 @@ def _write_summary(out_dir: str, summary: Dict) -> None:
     lines += ["", "Speakers per engine and part:", ""]
     for part, counts in summary["speakers_by_engine"].items():
         lines.append(f"- {part}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    lines += ["", "Voices (ranges over each part's speakers) and line conditions (the ranges drawn from; "
+              "`asr_bl.corpus.channel`):", "",
+              "| part | warp | rate | pitch Hz | SNR dB | RT60 s (share reverberant) | band Hz | mu-law | clipped "
+              "| augmented utterances |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for part, c in summary.get("conditions", {}).items():
+        ch, aug = c["channel"], c["augment"]
+        aug_text = "-"
+        if aug:
+            aug_text = (f"{summary['parts'][part]['augmented_utterances']} ({aug['share']:.0%} drawn: SNR "
+                        f"{aug['snr_db'][0]:g}-{aug['snr_db'][1]:g}, RT60 {aug['rt60_s'][0]:g}-{aug['rt60_s'][1]:g}"
+                        f" at {aug['reverb_prob']:.0%})")
+        lines.append(
+            f"| {part} | {c['warp'][0]:.3f}-{c['warp'][1]:.3f} | {c['rate'][0]:.2f}-{c['rate'][1]:.2f} | "
+            f"{c['pitch_hz'][0]:.0f}-{c['pitch_hz'][1]:.0f} | {ch['snr_db'][0]:g}-{ch['snr_db'][1]:g} | "
+            f"{ch['rt60_s'][0]:g}-{ch['rt60_s'][1]:g} ({ch['reverb_prob']:.0%}) | "
+            f"{ch['band_hz'][0]:g}-{ch['band_hz'][1]:g} (edges -{ch['band_jitter_hz'][1]:g}) | "
+            f"{ch['mulaw_prob']:.0%} | {ch['clip_prob']:.0%} | {aug_text} |")
     lines += [
         "",
         "- TTS engines used: " + "; ".join(f"{e} ({', '.join(v)})" for e, v in summary["engines"].items()),

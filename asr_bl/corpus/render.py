@@ -39,7 +39,10 @@ class ConversationPlan:
     split: str
     voices: Tuple[Voice, Voice]
     turns: List[Turn]
-    harsh_channel: bool = False
+    #: The line's conditions (``channel.SWB_CHANNEL``, or ``CH_CHANNEL`` for test_ch).
+    channel: ch.ChannelConfig = ch.SWB_CHANNEL
+    #: Harsher conditions for a share of the utterances (training only), or None.
+    augment: Optional[ch.UtteranceAugment] = None
 
     def to_dict(self) -> Dict:
         return {
@@ -47,7 +50,8 @@ class ConversationPlan:
             "split": self.split,
             "voices": [v.to_dict() for v in self.voices],
             "turns": [asdict(t) for t in self.turns],
-            "harsh_channel": self.harsh_channel,
+            "channel": asdict(self.channel),
+            "augment": asdict(self.augment) if self.augment is not None else None,
         }
 
     @staticmethod
@@ -57,7 +61,8 @@ class ConversationPlan:
             split=d["split"],
             voices=(Voice.from_dict(d["voices"][0]), Voice.from_dict(d["voices"][1])),
             turns=[Turn(**t) for t in d["turns"]],
-            harsh_channel=d["harsh_channel"],
+            channel=ch.channel_from_dict(d["channel"]),
+            augment=ch.augment_from_dict(d.get("augment")),
         )
 
 
@@ -99,7 +104,8 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     renamed), so an interrupted build never leaves a half-written file that looks finished.
     """
     rng = conversation_rng(seed, plan.conversation_id)
-    config = ch.CH_CHANNEL if plan.harsh_channel else ch.SWB_CHANNEL
+    config = plan.channel
+    augment = plan.augment
     rate = ch.TELEPHONE_RATE
 
     # 1. Synthesis: one batch per side (festival starts once per side).
@@ -130,7 +136,9 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
     use_clip = rng.random(2) < config.clip_prob
 
     # 3. Per-utterance processing: speed perturbation (with the voice's warp), level, reverb.
+    # An augmented utterance (training only) draws its SNR and reverberation from harsher ranges.
     utterances: List[Tuple[int, np.ndarray, np.ndarray, float]] = []  # (turn, dry, wet, snr)
+    augmented: List[bool] = []
     for i, turn in enumerate(plan.turns):
         wave, engine_rate = side_waves[turn.side][i]
         speed = rng.uniform(*config.speed)
@@ -140,10 +148,16 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
             raise RuntimeError(f"{plan.conversation_id}: engine produced no audio for {turn.text!r}")
         level = ch.rms(x)
         x = x * (10 ** (side_gain_db[turn.side] / 20) / max(level, 1e-9))
+        # The augmentation draw is made only where augmentation is configured, so parts without
+        # it render exactly as they would without this feature.
+        harsh = augment is not None and rng.random() < augment.share
+        reverb_prob, rt60_s, snr_db = ((augment.reverb_prob, augment.rt60_s, augment.snr_db) if harsh else
+                                       (config.reverb_prob, config.rt60_s, config.snr_db))
         wet = x
-        if rng.random() < config.reverb_prob:
-            wet = ch.reverberate(x, ch.synthetic_rir(rng, rng.uniform(*config.rt60_s)))
-        utterances.append((i, x, wet, float(rng.uniform(*config.snr_db))))
+        if rng.random() < reverb_prob:
+            wet = ch.reverberate(x, ch.synthetic_rir(rng, rng.uniform(*rt60_s)))
+        utterances.append((i, x, wet, float(rng.uniform(*snr_db))))
+        augmented.append(bool(harsh))
 
     # 4. Conversation timeline: alternate turns with gaps, sometimes a short overlap.
     starts: List[int] = []
@@ -216,6 +230,7 @@ def render_conversation(plan: ConversationPlan, out_dir: str, seed: int, work_di
                 "speaker": voice.voice_id,
                 "gender": voice.gender,
                 "snr_db": round(snr, 1),
+                "augmented": augmented[n],
             }
         )
     record = {

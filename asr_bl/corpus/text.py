@@ -345,6 +345,37 @@ class SentencePool:
                 return s
         raise RuntimeError(f"the text sources are exhausted after {len(self._seen)} distinct sentences")
 
+    def cover(self, words: Sequence[str]) -> List[str]:
+        """Sentences, never handed out before, that together contain every word of ``words``:
+        for each word still uncovered, the first unused pool sentence holding it, else a freshly
+        generated one within a bounded number of draws, else the word alone (a one-word sentence
+        that still gives the LM its unigram). The sentences taken are marked handed out."""
+        todo = set(words)
+        out: List[str] = []
+        if not todo:
+            return out
+        rest = self._pool[self._next_index:]
+        used = set()
+        for k, s in enumerate(rest):
+            hit = todo.intersection(s.split())
+            if hit:
+                out.append(s)
+                used.add(k)
+                todo -= hit
+                if not todo:
+                    break
+        self._pool = self._pool[: self._next_index] + [s for k, s in enumerate(rest) if k not in used]
+        for _ in range(2000 if todo else 0):
+            s = self._fresh()
+            hit = todo.intersection(s.split())
+            if hit:
+                out.append(s)
+                todo -= hit
+                if not todo:
+                    break
+        out += sorted(todo)
+        return out
+
     def take(self) -> str:
         """The next sentence, never one handed out before."""
         if self._next_index < len(self._pool):
