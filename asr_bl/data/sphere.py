@@ -21,11 +21,12 @@ named ``sph2pipe`` can run this file directly (``python /path/to/asr_bl/data/sph
 import argparse
 import io
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from asr_bl.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -160,9 +161,8 @@ def cache_sphere_as_flac(path: Union[str, Path], cache_dir: Union[str, Path]) ->
         return flac
     data, rate = decode_sphere(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache_dir / f".{path.stem}.partial.flac"
-    sf.write(str(partial), data, rate, format="FLAC", subtype="PCM_16")
-    os.replace(partial, flac)
+    with atomic_path(flac) as tmp:
+        sf.write(str(tmp), data, rate, format="FLAC", subtype="PCM_16")
     return flac
 
 
