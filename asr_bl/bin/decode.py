@@ -22,7 +22,10 @@ Examples::
     # plain audio files (no references: hypotheses and CTM only)
     asr_bl-decode a.wav b.flac --model-dir exp/tri2 --graph-dir exp/tri2/graph_tg --out-dir out
 
-Writes to --out-dir: hyp.txt, hyp.ctm, failures.txt, and with references ref.stm, sweep.json,
+A finished decode (done.json matching the arguments and the content of the inputs: manifest or audio,
+model dir, graph dir, rescoring LM) is skipped; --force redoes it.
+
+Writes to --out-dir: hyp.txt, hyp.ctm, failures.txt, and with references ref.stm, sweep.json, sweep/,
 wer.json, wer.md, sclite/ (and rescored/ with --rescore-lm), summary.json (times and RTFs).
 --model-dir is a GMM dir (final.mdl + tree) or a trained network dir; the graph must have been
 built from the same tree (num_pdfs and tree sha1 are checked).
@@ -69,14 +72,37 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-active", type=int, default=c.max_active, help="max active states per frame")
     p.add_argument("--min-active", type=int, default=c.min_active, help="min active states per frame")
     p.add_argument("--lattice-beam", type=float, default=c.lattice_beam, help="lattice beam (k2)")
+    p.add_argument("--extra-setting", action="append", type=_floats, default=[], metavar="LMW,WIP",
+                   help="also write the 1-best at this LM weight and penalty to sweep/ (k2; repeatable)")
     p.add_argument("--rescore-lm", default=None, help="LM dir (lm.arpa) or ARPA file for n-best rescoring (k2)")
     p.add_argument("--num-paths", type=int, default=o.num_paths, help="sampled paths for n-best rescoring")
     p.add_argument("--glm", default=o.glm, help="'project', 'none' or a GLM file")
     p.add_argument("--scorer", choices=("auto", "sclite", "python"), default=o.scorer, help="CTM scorer")
     p.add_argument("--subsets", default="", help="name=prefix,... of utterance/recording ids (swb=sw_,callhome=en_)")
+    p.add_argument("--force", action="store_true", help="redo even when the out dir's done.json matches")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="debug logging, tracebacks")
     return p
+
+
+#: Options that do not change what is decoded (left out of the stage record).
+_RUNTIME_OPTIONS = ("num_jobs", "no_progress", "verbose", "force", "out_dir", "recipe_dir", "device")
+_MODEL_FILES = ("final.mdl", "tree", "model.pt", "card.json", "log_priors.npy")
+
+
+def _stage_inputs(args: argparse.Namespace) -> List[Path]:
+    """What a decode reads: the audio or manifest, the model dir's files, the graph dir, the rescoring LM."""
+    from asr_bl.decode.inputs import recipe_test_set
+
+    if args.audio:
+        sources = [Path(a) for a in args.audio]
+    else:
+        sources = [Path(args.manifest or recipe_test_set(args.recipe_dir, args.test_set))]
+    model = [Path(args.model_dir) / n for n in _MODEL_FILES if (Path(args.model_dir) / n).is_file()]
+    extra = [Path(args.rescore_lm)] if args.rescore_lm else []
+    if args.glm not in (None, "", "none", "project"):
+        extra.append(Path(args.glm))
+    return sources + model + [Path(args.graph_dir)] + extra
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,6 +119,12 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("--wip needs --lm-weight (a tuned pair from the dev decode's sweep.json)")
     if args.num_jobs < 1:
         raise InputError(f"--num-jobs must be >= 1, got {args.num_jobs}")
+    from asr_bl.stage import Stage
+
+    stage = Stage(Path(args.out_dir) / "done.json", "decode",
+                  {k: v for k, v in vars(args).items() if k not in _RUNTIME_OPTIONS}, inputs=_stage_inputs(args))
+    if stage.is_done(args.force):
+        return 0
     graph = GraphDir(args.graph_dir)
     source = load_source(args.model_dir, device=args.device)
     graph.check_model(source.num_pdfs, source.tree_fingerprint, source.description)
@@ -124,10 +156,13 @@ def _run(args: argparse.Namespace) -> int:
                             lm_weight=args.lm_weight, wip=args.wip, lm_weights=args.lm_weights, wips=args.wips,
                             num_jobs=args.num_jobs, rescore_arpa=str(rescore) if rescore else None,
                             num_paths=args.num_paths, glm=args.glm, scorer=args.scorer, subsets=subsets,
+                            extra_settings=tuple(tuple(x) for x in args.extra_setting),
                             progress=not args.no_progress)
     config = DecoderConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,
                            lattice_beam=args.lattice_beam)
     summary = decode_set(cuts, source, graph, args.out_dir, options, config, input_failures=failures)
+    outputs = sorted(p for p in Path(args.out_dir).rglob("*") if p.is_file() and p.name != "done.json")
+    stage.finish(outputs, {k: summary.get(k) for k in ("utterances", "wer", "ctm_wer", "setting", "rtf", "rescored")})
     print(json.dumps(summary, indent=1, default=str))
     return 0
 

@@ -8,6 +8,7 @@ What :func:`decode_set` writes to its output dir (a Kaldi-style decode dir)::
                      surviving token (scored as all deletions)
     ref.stm          references (when the cuts have supervisions with text)
     sweep.json       WER of every LM weight x insertion penalty (k2 backend, with references)
+    sweep/           each setting's hypotheses, lmwt_<weight>_wip_<penalty>.txt
     wer.json/.md     the chosen setting's report (in-process scorer, utterance level)
     sclite/          score_ctm of hyp.ctm against ref.stm (sclite when installed)
     rescored/        the same for the lattices rescored with a bigger LM (when asked)
@@ -64,6 +65,8 @@ class DecodeOptions:
     scorer: str = "auto"
     #: name -> utterance/recording-id prefix (eval2000: swb=sw_, callhome=en_).
     subsets: Dict[str, str] = field(default_factory=dict)
+    #: More (lm_weight, wip) settings whose 1-best to write to sweep/ (k2), e.g. the Kaldi backend's.
+    extra_settings: Tuple[Tuple[float, float], ...] = ()
     progress: bool = True
 
 
@@ -202,6 +205,11 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
     if refs is not None:
         speakers = {c.id: (c.supervisions[0].speaker or c.id) for c in cuts}
 
+    def write_setting_hyps(s: Setting, hyp: Dict[str, List[str]]) -> None:
+        # Kaldi's scoring dir keeps every setting's transcripts too (e.g. to compare backends).
+        write_text(out_dir / "sweep" / f"lmwt_{s.lm_weight:g}_wip_{s.wip:g}.txt",
+                   "".join(f"{c.id} {' '.join(hyp.get(c.id, []))}".rstrip() + "\n" for c in cuts))
+
     # Settings: the sweep (k2, references, no fixed setting) or the given one.
     fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
                     options.wip if options.wip is not None else 0.0)
@@ -214,6 +222,7 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         reports = {}
         for s in settings:
             hyp = {u: [words[w] for w in hyps_by[s].get(u, [])] for u in refs}
+            write_setting_hyps(s, hyp)
             reports[s] = score_texts(hyp, refs, speakers=speakers, subsets=options.subsets or None,
                                      vocab=vocab, glm=glm)
         from asr_bl.scoring import best_setting
@@ -227,6 +236,12 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                                             "best_wip0": None if best0 is None else best0.lm_weight,
                                             "settings": sweep_report})
         logger.info("sweep: best %s, WER %.2f%%", chosen, reports[chosen].overall.wer)
+
+    if options.backend == "k2" and options.extra_settings:
+        extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings]
+        extra_hyps = sweep(lattices, ac, extra)
+        for s in extra:
+            write_setting_hyps(s, {u: [words[w] for w in extra_hyps[s].get(u, [])] for u in results})
 
     def chosen_paths(rescore: Optional[Tuple[Any, Any]] = None) -> Dict[str, Tuple[List[int], np.ndarray]]:
         out: Dict[str, Tuple[List[int], np.ndarray]] = {}

@@ -3,7 +3,8 @@
 #
 # Usage: ./run.sh [--stage N] [--stop-stage M] [--swbd DIR --swbd-text DIR --fisher DIR --fisher-text DIR
 #                  --eval2000 DIR --eval2000-text DIR] [--corpus-size default|tiny] [--nj N]
-#                 [--num-leaves-tri1 N] [--num-leaves-tri2 N]
+#                 [--num-leaves-tri1 N] [--num-leaves-tri2 N] [--models "PRESET ..."] [--train-conf NAME]
+#                 [--kaldi-check true|false]
 #
 # Without LDC directories the recipe builds its embedded default, a synthetic telephone-band
 # conversational corpus, so that every stage runs for real on any machine.
@@ -14,6 +15,19 @@
 #   stage 3: monophone GMM-HMM, flat start               exp/mono
 #   stage 4: triphone GMM-HMM with our decision tree     exp/tri1
 #   stage 5: second triphone pass + final alignments     exp/tri2, exp/tri2_ali
+#   stage 6: n-gram LMs (first pass, rescoring) + HCLG   exp/lm/{tg,fg}, exp/tri2/graph_tg
+#   stage 7: decode + score the tri2 GMM (dev-tuned)     exp/tri2/decode_{dev,test_swb,test_ch}[_kaldi]
+#   stage 8: dev alignments; CE training of --models     exp/tri2_ali_dev, exp/am_<preset>
+#   stage 9: decode + score each network (dev-tuned)     exp/am_<preset>/decode_{dev,test_swb,test_ch}
+#   stage 10: Table-3-like summary                       exp/RESULTS.md, exp/results.json, exp/wer_vs_macs.png
+#
+# Decoding (stages 7, 9): k2 lattices on the first-pass trigram graph; the LM weight x insertion
+# penalty is tuned on dev and applied to the test sets; lattices are rescored with the 4-gram.
+# --kaldi-check true also decodes the GMM with Kaldi's decoder (the backends' cross-check).
+# Training (stage 8): conf/train.conf on CPU (width and epochs sized for 2 cores), conf/train_gpu.conf
+# when CUDA is present, conf/train_tiny.conf for --corpus-size tiny; --train-conf NAME overrides.
+# --models: any presets of asr_bl.models (asr_bl-flops all lists them); unknown names are refused
+# before any stage runs. Per-stage times go to exp/log/times.tsv and into the summary.
 #
 # The tools' defaults are the library's; conf/*.conf (fbank, gmm_common, gmm_mono, gmm_tri) holds
 # only what this recipe sets differently. Every stage keeps a record of its arguments and of its
@@ -40,6 +54,9 @@ eval2000=
 eval2000_text=
 num_leaves_tri1=
 num_leaves_tri2=
+models="resnet22 bl-resnet22-a4-b1"
+train_conf=
+kaldi_check=true
 
 . ./local/parse_options.sh
 
@@ -71,8 +88,10 @@ logged() {  # logged N CMD...: run CMD, tee its output to exp/log/stage<N>.log, 
   "$@" 2>&1 | tee -a "exp/log/stage$n.log" "$out"
   if grep -q ': skipping, ' "$out" && ! grep -qE ': (redoing|running)[ ,]' "$out"; then
     log "stage $n: skipped ($*: up to date)" | tee -a "exp/log/stage$n.log"
+    printf '%s\t%s\tskipped\t%s\n' "$n" "$((SECONDS - t0))" "$*" >> exp/log/times.tsv
   else
     log "stage $n: done in $((SECONDS - t0)) s" | tee -a "exp/log/stage$n.log"
+    printf '%s\t%s\tdone\t%s\n' "$n" "$((SECONDS - t0))" "$*" >> exp/log/times.tsv
   fi
   rm -f "$out"
 }
@@ -80,6 +99,37 @@ install_if_changed() {  # install_if_changed SRC DST: copy (atomically) only whe
                         # so that an unchanged file keeps its mtime and nothing downstream redoes.
   cmp -s "$1" "$2" && return 0
   cp "$1" "$2.partial" && mv -f "$2.partial" "$2" && log "stage 0: updated $2"
+}
+
+# Refused at start, before any stage runs: an unknown preset in --models, a missing train conf.
+$python - $models <<'PY' || exit 1
+import sys
+from asr_bl.models import PRESETS
+unknown = [m for m in sys.argv[1:] if m not in PRESETS]
+if unknown or not sys.argv[1:]:
+    sys.exit(f"ERROR: --models {' '.join(sys.argv[1:])!r}: unknown preset(s) {unknown or '(none given)'}; "
+             f"choose from: {' '.join(PRESETS)}")
+PY
+if [ -z "$train_conf" ]; then
+  if [ "$corpus_size" = tiny ] && [ -z "$swbd" ]; then train_conf=train_tiny
+  elif $python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    train_conf=train_gpu
+  else train_conf=train; fi
+fi
+for f in lm_tg lm_fg decode "$train_conf"; do
+  [ -f "conf/$f.conf" ] || { echo "ERROR: conf/$f.conf is missing (restore it from git, or fix --train-conf)" >&2; exit 1; }
+done
+need() {  # need N FILE...: stage N cannot run before the files exist; name the stage that makes them.
+  local n=$1 f; shift
+  for f in "$@"; do
+    [ -e "$f" ] || { echo "ERROR: stage $n needs $f, which an earlier stage makes (run ./run.sh --stage $(maker "$f"))" >&2; exit 1; }
+  done
+}
+maker() {  # maker FILE: the stage that writes FILE
+  case "$1" in
+    data/fbank/*) echo 1 ;; data/lang*) echo 2 ;; exp/tri2_ali_dev*|exp/am_*) echo 8 ;; exp/tri2_ali*|exp/tri2/*) echo 5 ;;
+    exp/lm/*|*graph_tg*) echo 6 ;; exp/tri2/decode*) echo 7 ;; *) echo 0 ;;
+  esac
 }
 
 if [ -n "$swbd" ]; then
@@ -136,6 +186,84 @@ if run_stage 5 "triphone pass 2 ($num_leaves_tri2 leaves) and final alignments";
     $(conf gmm_common gmm_tri)
   logged 5 $python -m asr_bl.bin.gmm align --cuts data/fbank/${corpus}_cuts_train.jsonl.gz \
     --lang data/lang --model-dir exp/tri2 --out-dir exp/tri2_ali --num-jobs "$nj" $(conf gmm_common)
+fi
+
+if [ "$corpus" = synth ]; then glm=project; else glm=data/eval2000.glm; fi
+graph=exp/tri2/graph_tg
+cuts_of() { echo "data/fbank/${corpus}_cuts_$1.jsonl.gz"; }
+best() {  # best KEY SWEEP_JSON: a tuned setting from a dev decode's sweep.json
+  $python -c 'import json, sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])' "$1" "$2"
+}
+decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin]: dev with the weight sweep
+                 # (k2), then the test sets with dev's best LM weight x insertion penalty, rescored
+                 # with the 4-gram (k2). The kaldi backend (no lattices, no penalty) decodes every set
+                 # at the k2 dev sweep's best LM weight with penalty 0, into decode_<set>_kaldi;
+                 # "twin": the k2 test decodes also write their 1-best at that setting (for the comparison).
+  local n=$1 mdir=$2 backend=$3 twin=${4:-} set lmw wip suffix= sets="test_swb test_ch" extra
+  if [ "$backend" = k2 ]; then
+    extra="--rescore-lm exp/lm/fg"
+    logged "$n" $python -m asr_bl.bin.decode --test-set dev --model-dir "$mdir" --graph-dir $graph \
+      --out-dir "$mdir/decode_dev" --backend k2 --num-jobs "$nj" --glm "$glm" --no-progress $extra $(conf decode)
+    lmw=$(best best_lm_weight "$mdir/decode_dev/sweep.json"); wip=$(best best_wip "$mdir/decode_dev/sweep.json")
+    [ -z "$twin" ] || extra="$extra --extra-setting $(best best_wip0 "$mdir/decode_dev/sweep.json"),0"
+  else
+    lmw=$(best best_wip0 "$mdir/decode_dev/sweep.json"); wip=0; suffix=_kaldi; sets="dev $sets"; extra=
+  fi
+  for set in $sets; do
+    logged "$n" $python -m asr_bl.bin.decode --test-set $set --model-dir "$mdir" --graph-dir $graph \
+      --out-dir "$mdir/decode_$set$suffix" --backend "$backend" --num-jobs "$nj" --glm "$glm" --no-progress \
+      --lm-weight "$lmw" --wip "$wip" $extra $(conf decode)
+  done
+}
+
+if run_stage 6 "n-gram LMs and the decoding graph"; then
+  need 6 data/lang/words.txt exp/tri2/final.mdl data/lm_text.txt "$(cuts_of dev)"
+  if [ "$corpus" = synth ]; then  # held-out text for the perplexity: dev's transcripts (not in the LM text)
+    $python local/supervision_text.py "$(cuts_of dev)" data/lm_dev.txt
+  fi
+  if [ "$corpus" = synth ]; then lm_conf=; else lm_conf=_ldc; fi
+  logged 6 $python -m asr_bl.bin.lm train --text data/lm_text.txt --words data/lang/words.txt \
+    --dev-text data/lm_dev.txt --out-dir exp/lm/tg $(conf lm_tg$lm_conf)
+  logged 6 $python -m asr_bl.bin.lm train --text data/lm_text.txt --words data/lang/words.txt \
+    --dev-text data/lm_dev.txt --out-dir exp/lm/fg --no-fst $(conf lm_fg$lm_conf)
+  logged 6 $python -m asr_bl.bin.mkgraph --lang data/lang --model-dir exp/tri2 --lm-dir exp/lm/tg --out-dir $graph
+fi
+
+if run_stage 7 "decode the tri2 GMM"; then
+  need 7 $graph/HCLG.fst exp/lm/fg/lm.arpa
+  if [ "$kaldi_check" = true ]; then
+    decode_sets 7 exp/tri2 k2 twin
+    decode_sets 7 exp/tri2 kaldi
+    logged 7 $python local/compare_hyps.py --out exp/tri2/backend_agreement.json exp/tri2/decode_{dev,test_swb,test_ch}
+  else
+    decode_sets 7 exp/tri2 k2
+  fi
+fi
+
+if run_stage 8 "CE training of: $models (conf/$train_conf.conf)"; then
+  need 8 exp/tri2_ali/pdf_counts "exp/tri2_ali/${corpus}_cuts_train.jsonl.gz"
+  logged 8 $python -m asr_bl.bin.gmm align --cuts "$(cuts_of dev)" --lang data/lang --model-dir exp/tri2 \
+    --out-dir exp/tri2_ali_dev --num-jobs "$nj" $(conf gmm_common)
+  for m in $models; do
+    logged 8 $python -m asr_bl.bin.train --model "$m" --cuts "exp/tri2_ali/${corpus}_cuts_train.jsonl.gz" \
+      --dev-cuts "exp/tri2_ali_dev/${corpus}_cuts_dev.jsonl.gz" --ali-dir exp/tri2_ali --feature-dir data/fbank \
+      --out-dir "exp/am_$m" --resume --no-progress $(conf "$train_conf")
+  done
+fi
+
+if run_stage 9 "decode the networks: $models"; then
+  need 9 $graph/HCLG.fst exp/lm/fg/lm.arpa
+  for m in $models; do
+    need 9 "exp/am_$m/model.pt"
+    decode_sets 9 "exp/am_$m" k2
+  done
+fi
+
+if run_stage 10 "summary"; then
+  need 10 exp/tri2/decode_test_swb/summary.json
+  if [ "$corpus" = synth ]; then corpus_name="embedded default (synthetic, seed $seed, $corpus_size)"
+  else corpus_name="Switchboard + Fisher, Hub5'00"; fi
+  logged 10 $python local/summarize.py --exp-dir exp --models "$models" --corpus "$corpus_name" --out-dir exp
 fi
 
 log "done (stages $stage..$stop_stage)."
