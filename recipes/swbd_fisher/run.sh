@@ -2,12 +2,16 @@
 # Switchboard + Fisher -> Hub5'00 hybrid recipe with Big-Little-Net acoustic models.
 #
 # Usage: ./run.sh [--stage N] [--stop-stage M] [--swbd DIR --swbd-text DIR --fisher DIR --fisher-text DIR
-#                  --eval2000 DIR --eval2000-text DIR] [--corpus-size default|tiny] [--nj N]
+#                  --eval2000 DIR --eval2000-text DIR [--num-dev N]] [--corpus-size default|tiny] [--nj N]
 #                 [--num-leaves-tri1 N] [--num-leaves-tri2 N] [--models "PRESET ..."] [--train-conf NAME]
 #                 [--kaldi-check true|false]
 #
 # Without LDC directories the recipe builds its embedded default, a synthetic telephone-band
-# conversational corpus, so that every stage runs for real on any machine.
+# conversational corpus, so that every stage runs for real on any machine. With --swbd, stage 0
+# (asr_bl-prepare) checks every LDC tree's layout first, then writes the manifests and data/{lexicon.txt,
+# lexicon_oov.txt, lm_text.txt, lm_dev.txt, eval2000.stm, eval2000.glm}; the first --num-dev (4000,
+# Kaldi's train_dev) Switchboard utterances are dev. Without sph2pipe on PATH the shorten-compressed
+# .sph files are decoded once into FLAC under data/audio.
 #
 #   stage 0: corpus -> Lhotse manifests                 data/manifests  (+ data/corpus for synth)
 #   stage 1: 64 log-mel filterbanks (lilcom), CMVN       data/fbank
@@ -52,6 +56,7 @@ fisher=
 fisher_text=
 eval2000=
 eval2000_text=
+num_dev=4000
 num_leaves_tri1=
 num_leaves_tri2=
 models="resnet22 bl-resnet22-a4-b1"
@@ -156,7 +161,7 @@ if run_stage 0 "corpus and manifests ($corpus)"; then
   else
     logged 0 $python -m asr_bl.bin.prepare --swbd "$swbd" --swbd-text "$swbd_text" --fisher "$fisher" \
       --fisher-text "$fisher_text" --eval2000 "$eval2000" --eval2000-text "$eval2000_text" \
-      --out-dir data/manifests
+      --num-dev "$num_dev" --num-jobs "$nj" --out-dir data/manifests --data-dir data --audio-cache data/audio
   fi
 fi
 
