@@ -4,7 +4,7 @@
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,/^$/p' "${script:-$0}" | sed 's/^# \{0,1\}//'
       exit 0 ;;
     --*=*)
       name=$(echo "${1%%=*}" | sed 's/^--//; s/-/_/g'); value="${1#*=}"; shift ;;

@@ -43,7 +43,8 @@
 # the LDC corpora (the paper's 32k).
 
 set -euo pipefail
-cd "$(dirname "$0")"
+script=$(readlink -f "$0")  # --help reads the header from it, wherever run.sh was called from
+cd "$(dirname "$script")"
 
 stage=0
 stop_stage=100
