@@ -76,6 +76,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="also write the 1-best at this LM weight and penalty to sweep/ (k2; repeatable)")
     p.add_argument("--rescore-lm", default=None, help="LM dir (lm.arpa) or ARPA file for n-best rescoring (k2)")
     p.add_argument("--num-paths", type=int, default=o.num_paths, help="sampled paths for n-best rescoring")
+    p.add_argument("--stm", default=None,
+                   help="reference STM for the CTM scoring (eval2000: data/eval2000.stm, LDC's); default: "
+                        "written from the manifest's supervisions")
     p.add_argument("--glm", default=o.glm, help="'project', 'none' or a GLM file")
     p.add_argument("--scorer", choices=("auto", "sclite", "python"), default=o.scorer, help="CTM scorer")
     p.add_argument("--subsets", default="", help="name=prefix,... of utterance/recording ids (swb=sw_,callhome=en_)")
@@ -100,6 +103,7 @@ def _stage_inputs(args: argparse.Namespace) -> List[Path]:
         sources = [Path(args.manifest or recipe_test_set(args.recipe_dir, args.test_set))]
     model = [Path(args.model_dir) / n for n in _MODEL_FILES if (Path(args.model_dir) / n).is_file()]
     extra = [Path(args.rescore_lm)] if args.rescore_lm else []
+    extra += [Path(args.stm)] if args.stm else []
     if args.glm not in (None, "", "none", "project"):
         extra.append(Path(args.glm))
     return sources + model + [Path(args.graph_dir)] + extra
@@ -151,11 +155,15 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{graph.path / 'G.arpa'}: the graph dir has no first-pass ARPA (rescoring "
                                     f"takes its scores out); rebuild it with "
                                     f"asr_bl-mkgraph --lm-dir <dir with lm.arpa>")
+    if args.stm and not Path(args.stm).is_file():
+        raise FileNotFoundError(f"{args.stm}: no such STM; pass the test set's reference STM (eval2000: "
+                                f"data/eval2000.stm from run.sh stage 0) or leave --stm out")
     subsets = dict(kv.split("=", 1) for kv in args.subsets.split(",") if kv)
     options = DecodeOptions(backend=args.backend, device=args.device, acoustic_scale=args.acoustic_scale,
                             lm_weight=args.lm_weight, wip=args.wip, lm_weights=args.lm_weights, wips=args.wips,
                             num_jobs=args.num_jobs, rescore_arpa=str(rescore) if rescore else None,
-                            num_paths=args.num_paths, glm=args.glm, scorer=args.scorer, subsets=subsets,
+                            num_paths=args.num_paths, glm=args.glm, stm=args.stm, scorer=args.scorer,
+                            subsets=subsets,
                             extra_settings=tuple(tuple(x) for x in args.extra_setting),
                             progress=not args.no_progress)
     config = DecoderConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,

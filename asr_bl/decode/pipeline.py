@@ -65,6 +65,8 @@ class DecodeOptions:
     scorer: str = "auto"
     #: name -> utterance/recording-id prefix (eval2000: swb=sw_, callhome=en_).
     subsets: Dict[str, str] = field(default_factory=dict)
+    #: Reference STM for the CTM scoring (eval2000: LDC's); None: one written from the cuts' supervisions.
+    stm: Optional[str] = None
     #: More (lm_weight, wip) settings whose 1-best to write to sweep/ (k2), e.g. the Kaldi backend's.
     extra_settings: Tuple[Tuple[float, float], ...] = ()
     progress: bool = True
@@ -258,6 +260,20 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                 out[u] = (r.words, r.tids)
         return out
 
+    def write_reference_stm() -> None:
+        if options.stm is None:
+            write_stm(cuts, out_dir / "ref.stm")
+            return
+        # The given STM covers the whole test set: keep the recordings decoded here.
+        from asr_bl.scoring.trans import read_stm
+
+        mine = {c.recording_id for c in cuts}
+        segs = [s for s in read_stm(options.stm) if s.recording in mine]
+        if not segs:
+            raise ValueError(f"{options.stm}: no segment of the decoded recordings ({sorted(mine)[:3]}, ...); "
+                             f"is it the STM of this test set?")
+        write_stm(None, out_dir / "ref.stm", segments=segs)
+
     def write_outputs(d: Path, paths: Dict[str, Tuple[List[int], np.ndarray]]) -> Dict[str, Any]:
         d.mkdir(parents=True, exist_ok=True)
         lines = [f"{c.id} {' '.join(words[w] for w in paths[c.id][0])}".rstrip() for c in cuts]
@@ -275,7 +291,7 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
             write_text(d / "wer.md", rep.to_markdown(title=f"WER {d}"))
             info["wer"] = rep.overall.wer
             info["report"] = rep.to_json()
-            write_stm(cuts, out_dir / "ref.stm")
+            write_reference_stm()
             try:
                 crep = score_ctm(d / "hyp.ctm", out_dir / "ref.stm", d / "sclite", glm=glm, scorer=options.scorer,
                                  subsets=options.subsets or None, vocab=vocab)

@@ -197,6 +197,9 @@ fi
 if [ "$corpus" = synth ]; then glm=project; else glm=data/eval2000.glm; fi
 graph=exp/tri2/graph_tg
 cuts_of() { echo "data/fbank/${corpus}_cuts_$1.jsonl.gz"; }
+reference_stm() {  # reference_stm SET: the test sets of eval2000 are scored against LDC's STM
+  if [ "$corpus" = swbd ] && [ "$1" != dev ]; then echo "--stm data/eval2000.stm"; fi
+}
 best() {  # best KEY SWEEP_JSON: a tuned setting from a dev decode's sweep.json
   $python -c 'import json, sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])' "$1" "$2"
 }
@@ -218,7 +221,7 @@ decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin]: dev with the weight s
   for set in $sets; do
     logged "$n" $python -m asr_bl.bin.decode --test-set $set --model-dir "$mdir" --graph-dir $graph \
       --out-dir "$mdir/decode_$set$suffix" --backend "$backend" --num-jobs "$nj" --glm "$glm" --no-progress \
-      --lm-weight "$lmw" --wip "$wip" $extra $(conf decode)
+      --lm-weight "$lmw" --wip "$wip" $extra $(reference_stm $set) $(conf decode)
   done
 }
 
