@@ -324,3 +324,45 @@ def test_mkgraph_cli_rebuilds_only_when_an_input_changed(toy, tmp_path, caplog):
     assert "redoing" in caplog.text and "G.fst" in caplog.text
     assert main(["--lang", str(d / "lang"), "--model-dir", str(d / "tri"), "--lm-dir", str(tmp_path / "nolm"),
                  "--out-dir", str(tmp_path / "g2")]) == 2
+
+
+def test_decode_cli_skips_a_finished_decode_and_writes_extra_settings(toy, tmp_path, caplog):
+    """A second identical decode is skipped (nothing rewritten); --force redoes it; --extra-setting
+    writes that setting's 1-best beside the tuned one; --stm scores against the given STM."""
+    from asr_bl.bin.decode import main
+
+    d = toy["dir"]
+    out = tmp_path / "k2"
+    args = ["--manifest", str(d / "cuts.jsonl.gz"), "--model-dir", str(d / "tri"), "--graph-dir", str(d / "graph"),
+            "--out-dir", str(out), "--no-progress", "--lm-weight", "10", "--wip", "0.5", "--extra-setting", "12,0"]
+    assert main(args) == 0
+    extra = out / "sweep" / "lmwt_12_wip_0.txt"
+    assert len(extra.read_text().splitlines()) == len(toy["cuts"])
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    assert "decode: skipping" in caplog.text
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(args + ["--force"]) == 0
+    assert "decode: redoing (--force)" in caplog.text
+    assert (out / "hyp.txt").stat().st_mtime_ns != mtimes[out / "hyp.txt"]
+
+    # --stm: the given STM's segments of the decoded recordings are the CTM's references
+    ref = (out / "ref.stm").read_text().splitlines()
+    body = [line for line in ref if not line.startswith(";;")]
+    first = body[0].split()
+    stm = tmp_path / "given.stm"
+    stm.write_text("\n".join(ref + [f"other_rec A spk 0.0 1.0 {' '.join(first[5:])}"]) + "\n")
+    out2 = tmp_path / "with_stm"
+    assert main(args[:-6] + ["--out-dir", str(out2), "--lm-weight", "10", "--wip", "0.5", "--stm", str(stm)]) == 0
+    assert "other_rec" not in (out2 / "ref.stm").read_text()
+    s1 = json.loads((out / "summary.json").read_text())
+    s2 = json.loads((out2 / "summary.json").read_text())
+    assert s2["ctm_wer"] == pytest.approx(s1["ctm_wer"])
+    only_other = tmp_path / "other.stm"
+    only_other.write_text(f"other_rec A spk 0.0 1.0 {' '.join(first[5:])}\n")
+    assert main(args[:-6] + ["--out-dir", str(tmp_path / "bad"), "--lm-weight", "10", "--stm", str(only_other)]) == 2
+    assert not (tmp_path / "bad" / "hyp.txt").exists()  # refused before decoding
+    assert main(args[:-6] + ["--out-dir", str(tmp_path / "bad"), "--stm", str(tmp_path / "missing.stm")]) == 2

@@ -148,6 +148,15 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
     graph.check_model(source.num_pdfs, source.tree_fingerprint, source.description)
     cuts = list(cuts)
     frame_shift = float(getattr(source, "frame_shift", 0.01))
+    given_stm = None
+    if options.stm is not None:  # it covers the whole test set: keep the recordings decoded here
+        from asr_bl.scoring.trans import read_stm
+
+        mine = {c.recording_id for c in cuts}
+        given_stm = [s for s in read_stm(options.stm) if s.recording in mine]
+        if not given_stm:
+            raise ValueError(f"{options.stm}: no segment of the decoded recordings ({', '.join(sorted(mine)[:3])}, "
+                             f"...); pass this test set's STM")
     t_start = time.perf_counter()
     t0 = time.perf_counter()
     source.prepare(cuts, num_jobs=options.num_jobs)
@@ -261,18 +270,7 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         return out
 
     def write_reference_stm() -> None:
-        if options.stm is None:
-            write_stm(cuts, out_dir / "ref.stm")
-            return
-        # The given STM covers the whole test set: keep the recordings decoded here.
-        from asr_bl.scoring.trans import read_stm
-
-        mine = {c.recording_id for c in cuts}
-        segs = [s for s in read_stm(options.stm) if s.recording in mine]
-        if not segs:
-            raise ValueError(f"{options.stm}: no segment of the decoded recordings ({sorted(mine)[:3]}, ...); "
-                             f"is it the STM of this test set?")
-        write_stm(None, out_dir / "ref.stm", segments=segs)
+        write_stm(cuts, out_dir / "ref.stm", segments=given_stm)
 
     def write_outputs(d: Path, paths: Dict[str, Tuple[List[int], np.ndarray]]) -> Dict[str, Any]:
         d.mkdir(parents=True, exist_ok=True)
