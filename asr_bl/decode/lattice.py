@@ -18,7 +18,7 @@ computed exactly from the ARPA models (back-off included); the best candidate un
 """
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -118,6 +118,34 @@ def _arpa_ln(lm: Any, words: Sequence[str]) -> float:
     return LN10 * lm.log_s(tuple(words)) if words else LN10 * lm.log_p_raw(("<s>", "</s>"))
 
 
+def _path_words(aux: Any) -> Callable[[torch.Tensor], Tuple[int, ...]]:
+    """A function from a path's arc indices to its word ids (aux labels > 0, in order).
+
+    Gathers only the path's arcs: converting a whole lattice's aux labels to Python lists would
+    cost seconds per utterance on big lattices (one list per arc)."""
+    import k2
+
+    if not isinstance(aux, k2.RaggedTensor):
+        def plain(idx: torch.Tensor) -> Tuple[int, ...]:
+            w = aux[idx]
+            return tuple(int(x) for x in w[w > 0].tolist())
+
+        return plain
+    splits = aux.shape.row_splits(1).to(torch.int64)
+    values = aux.values
+
+    def ragged(idx: torch.Tensor) -> Tuple[int, ...]:
+        starts, lengths = splits[idx], splits[idx + 1] - splits[idx]
+        total = int(lengths.sum())
+        if total == 0:
+            return ()
+        offsets = torch.arange(total) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+        w = values[torch.repeat_interleave(starts, lengths) + offsets]
+        return tuple(int(x) for x in w[w > 0].tolist())
+
+    return ragged
+
+
 def rescore_nbest(lat: Any, acoustic_scale: float, setting: Setting, word_table: Sequence[str],
                   old_lm: Any, new_lm: Any, num_paths: int = 100, seed: Optional[int] = 0) -> PathChoice:
     """The best of the 1-best and ``num_paths`` sampled paths after swapping the LM (module docstring)."""
@@ -134,14 +162,13 @@ def rescore_nbest(lat: Any, acoustic_scale: float, setting: Setting, word_table:
             torch.manual_seed(seed)
         paths = k2.random_paths(vec, use_double_scores=True, num_paths=num_paths).tolist()[0]
         scores = lat.scores
-        aux = lat.aux_labels
-        aux_list = aux.tolist() if isinstance(aux, k2.RaggedTensor) else [[int(a)] for a in aux.tolist()]
+        words_of = _path_words(lat.aux_labels)
         labels = lat.labels
         for arcs in paths:
             if not arcs:
                 continue
             idx = torch.tensor(arcs, dtype=torch.int64)
-            words = tuple(w for a in arcs for w in aux_list[a] if w > 0)
+            words = words_of(idx)
             score = float(scores[idx].sum())
             if words not in cands or cands[words].score < score:
                 keep = idx[labels[idx] != -1]
