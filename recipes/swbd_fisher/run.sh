@@ -122,7 +122,7 @@ if [ -z "$train_conf" ]; then
     train_conf=train_gpu
   else train_conf=train; fi
 fi
-for f in lm_tg lm_fg decode "$train_conf"; do
+for f in lm_tg lm_fg decode decode_nnet "$train_conf"; do
   [ -f "conf/$f.conf" ] || { echo "ERROR: conf/$f.conf is missing (restore it from git, or fix --train-conf)" >&2; exit 1; }
 done
 need() {  # need N FILE...: stage N cannot run before the files exist; name the stage that makes them.
@@ -208,11 +208,12 @@ decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin]: dev with the weight s
                  # with the 4-gram (k2). The kaldi backend (no lattices, no penalty) decodes every set
                  # at the k2 dev sweep's best LM weight with penalty 0, into decode_<set>_kaldi;
                  # "twin": the k2 test decodes also write their 1-best at that setting (for the comparison).
-  local n=$1 mdir=$2 backend=$3 twin=${4:-} set lmw wip suffix= sets="test_swb test_ch" extra
+  local n=$1 mdir=$2 backend=$3 twin=${4:-} set lmw wip suffix= sets="test_swb test_ch" extra decode_confs=decode
+  [ "$n" != 9 ] || decode_confs="decode decode_nnet"
   if [ "$backend" = k2 ]; then
     extra="--rescore-lm exp/lm/fg"
     logged "$n" $python -m asr_bl.bin.decode --test-set dev --model-dir "$mdir" --graph-dir $graph \
-      --out-dir "$mdir/decode_dev" --backend k2 --num-jobs "$nj" --glm "$glm" --no-progress $extra $(conf decode)
+      --out-dir "$mdir/decode_dev" --backend k2 --num-jobs "$nj" --glm "$glm" --no-progress $extra $(conf $decode_confs)
     lmw=$(best best_lm_weight "$mdir/decode_dev/sweep.json"); wip=$(best best_wip "$mdir/decode_dev/sweep.json")
     [ -z "$twin" ] || extra="$extra --extra-setting $(best best_wip0 "$mdir/decode_dev/sweep.json"),0"
   else
@@ -221,7 +222,7 @@ decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin]: dev with the weight s
   for set in $sets; do
     logged "$n" $python -m asr_bl.bin.decode --test-set $set --model-dir "$mdir" --graph-dir $graph \
       --out-dir "$mdir/decode_$set$suffix" --backend "$backend" --num-jobs "$nj" --glm "$glm" --no-progress \
-      --lm-weight "$lmw" --wip "$wip" $extra $(reference_stm $set) $(conf decode)
+      --lm-weight "$lmw" --wip "$wip" $extra $(reference_stm $set) $(conf $decode_confs)
   done
 }
 
