@@ -225,10 +225,12 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
     fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
                     options.wip if options.wip is not None else 0.0)
     sweep_report: Dict[str, Any] = {}
+    t_sweep = 0.0
     chosen = fixed
     lattices = {u: r.lattice for u, r in results.items() if r.ok and r.lattice is not None}
     if options.backend == "k2" and refs is not None and options.lm_weight is None:
         settings = [Setting(lw, p) for lw in options.lm_weights for p in options.wips]
+        t0 = time.perf_counter()
         hyps_by = sweep(lattices, ac, settings)
         reports = {}
         for s in settings:
@@ -246,7 +248,9 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                                             "best_wip": chosen.wip,
                                             "best_wip0": None if best0 is None else best0.lm_weight,
                                             "settings": sweep_report})
-        logger.info("sweep: best %s, WER %.2f%%", chosen, reports[chosen].overall.wer)
+        t_sweep = time.perf_counter() - t0
+        logger.info("sweep: best %s, WER %.2f%% (%d settings, %.0f s)", chosen, reports[chosen].overall.wer,
+                    len(settings), t_sweep)
 
     if options.backend == "k2" and options.extra_settings:
         extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings]
@@ -316,7 +320,9 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         "no_surviving_token": sum(1 for r in results.values() if not r.ok),
         "frames": frames,
         "audio_seconds": frames * frame_shift,
-        "seconds": {"prepare": t_prepare, "likelihoods": t_like, "search": t_search, "total": t_total},
+        # total: likelihoods + search (what the RTFs divide); sweep and scoring come on top.
+        "seconds": {"prepare": t_prepare, "likelihoods": t_like, "search": t_search, "total": t_total,
+                    "sweep": t_sweep, "outputs_and_scoring": time.perf_counter() - t_start - t_total - t_sweep},
         "rtf": {"search": t_search / max(frames * frame_shift, 1e-9),
                 "total": t_total / max(frames * frame_shift, 1e-9)},
         "num_jobs": options.num_jobs,
