@@ -133,8 +133,8 @@ need() {  # need N FILE...: stage N cannot run before the files exist; name the 
 }
 maker() {  # maker FILE: the stage that writes FILE
   case "$1" in
-    data/fbank/*) echo 1 ;; data/lang*) echo 2 ;; exp/tri2_ali_dev*|exp/am_*) echo 8 ;; exp/tri2_ali*|exp/tri2/*) echo 5 ;;
-    exp/lm/*|*graph_tg*) echo 6 ;; exp/tri2/decode*) echo 7 ;; *) echo 0 ;;
+    data/fbank/*) echo 1 ;; data/lang*) echo 2 ;; exp/lm/*|*/graph_tg/*) echo 6 ;; exp/tri2/decode*) echo 7 ;;
+    exp/tri2_ali_dev*|exp/am_*) echo 8 ;; exp/tri2_ali*|exp/tri2/*) echo 5 ;; *) echo 0 ;;
   esac
 }
 
