@@ -136,6 +136,34 @@ def _glm(spec: str) -> Any:
     return read_glm(spec)
 
 
+def _rescoring_lms(graph: GraphDir, options: DecodeOptions) -> Optional[Tuple[Any, Any]]:
+    """The (first-pass, rescoring) ARPA models of an n-best rescoring, or None without one."""
+    if not options.rescore_arpa:
+        return None
+    from asr_bl.decode.lm import load_arpa
+
+    old_arpa = graph.path / "G.arpa"
+    if not old_arpa.is_file():
+        raise FileNotFoundError(f"{old_arpa}: the graph dir has no first-pass ARPA; rebuild it with "
+                                f"asr_bl-mkgraph --lm-dir (which copies lm.arpa as G.arpa)")
+    return load_arpa(old_arpa), load_arpa(options.rescore_arpa)
+
+
+def _path_of(r: DecodeResult, ac: float, setting: Setting, words: Sequence[str],
+             rescore: Optional[Tuple[Any, Any]] = None, num_paths: int = 100) -> Tuple[List[int], np.ndarray]:
+    """One utterance's (word ids, transition ids) at ``setting``: the search's own best path, the
+    lattice's best path at another setting, or with ``rescore`` the best n-best path after the LM swap."""
+    if not r.ok:
+        return [], np.zeros(0, dtype=np.int32)
+    if rescore is not None and r.lattice is not None:
+        p = rescore_nbest(r.lattice, ac, setting, words, rescore[0], rescore[1], num_paths=num_paths)
+        return p.words, p.tids
+    if r.lattice is not None and setting != Setting(round(1.0 / ac, 6), 0.0):
+        p = best_path(r.lattice, ac, setting)
+        return p.words, p.tids
+    return r.words, r.tids
+
+
 def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, out_dir: Pathlike,
                options: DecodeOptions, config: Optional[DecoderConfig] = None,
                input_failures: Sequence[Tuple[str, str]] = ()) -> Dict[str, Any]:
@@ -181,6 +209,19 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         decoder = make_decoder(options.backend, graph, config, device=options.device)
         if hasattr(decoder, "keep_lattices"):
             decoder.keep_lattices = keep_lattices
+    refs = references(cuts)
+    words = graph.words
+    # A set decoded at a given setting needs no lattice after its own chunk: its 1-best, rescored
+    # path and extra settings are taken right away and the lattice is dropped, so memory stays
+    # bounded by one chunk. Only the dev sweep keeps every lattice (it chooses the setting first).
+    tune = options.backend == "k2" and refs is not None and options.lm_weight is None
+    fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
+                    options.wip if options.wip is not None else 0.0)
+    extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings] if options.backend == "k2" else []
+    rescore_pair = _rescoring_lms(graph, options) if options.backend == "k2" else None
+    streamed: Dict[str, Dict[str, Tuple[List[int], np.ndarray]]] = {"first": {}, "rescored": {}}
+    extra_hyps: Dict[Setting, Dict[str, List[int]]] = {s: {} for s in extra}
+    t_paths = t_rescore = 0.0
     results: Dict[str, DecodeResult] = {}
     t_like = t_search = 0.0
     frames = 0
@@ -198,18 +239,31 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
             t_search += secs
             for c, r in zip(part, res):
                 results[c.id] = r
+            if options.backend == "k2" and not tune:
+                t0 = time.perf_counter()
+                chunk_lattices = {c.id: r.lattice for c, r in zip(part, res) if r.ok and r.lattice is not None}
+                for st, hyps in sweep(chunk_lattices, ac, extra).items() if extra else ():
+                    extra_hyps[st].update(hyps)
+                for c, r in zip(part, res):
+                    streamed["first"][c.id] = _path_of(r, ac, fixed, words)
+                t1 = time.perf_counter()
+                if rescore_pair is not None:
+                    for c, r in zip(part, res):
+                        streamed["rescored"][c.id] = _path_of(r, ac, fixed, words, rescore_pair, options.num_paths)
+                t_rescore += time.perf_counter() - t1
+                t_paths += t1 - t0
+                for r in res:
+                    r.lattice = None
             bar.update(len(part))
     finally:
         bar.close()
         if pool is not None:
             pool.close()
-    t_total = time.perf_counter() - t_start
+    t_total = time.perf_counter() - t_start - t_paths - t_rescore
 
-    words = graph.words
     failures = [(u, r) for u, r in input_failures]
     failures += [(u, "no surviving token: no path reached a final state within the beam (scored as all deletions)")
                  for u, r in results.items() if not r.ok]
-    refs = references(cuts)
     glm = _glm(options.glm)
     vocab = [w for w in words if w and w not in ("<eps>", "#0", "<s>", "</s>")]
     speakers = None
@@ -222,13 +276,11 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                    "".join(f"{c.id} {' '.join(hyp.get(c.id, []))}".rstrip() + "\n" for c in cuts))
 
     # Settings: the sweep (k2, references, no fixed setting) or the given one.
-    fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
-                    options.wip if options.wip is not None else 0.0)
     sweep_report: Dict[str, Any] = {}
     t_sweep = 0.0
     chosen = fixed
     lattices = {u: r.lattice for u, r in results.items() if r.ok and r.lattice is not None}
-    if options.backend == "k2" and refs is not None and options.lm_weight is None:
+    if tune:
         settings = [Setting(lw, p) for lw in options.lm_weights for p in options.wips]
         t0 = time.perf_counter()
         hyps_by = sweep(lattices, ac, settings)
@@ -252,26 +304,16 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         logger.info("sweep: best %s, WER %.2f%% (%d settings, %.0f s)", chosen, reports[chosen].overall.wer,
                     len(settings), t_sweep)
 
-    if options.backend == "k2" and options.extra_settings:
-        extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings]
+    if extra and tune:
         extra_hyps = sweep(lattices, ac, extra)
-        for s in extra:
-            write_setting_hyps(s, {u: [words[w] for w in extra_hyps[s].get(u, [])] for u in results})
+    for s in extra:
+        write_setting_hyps(s, {u: [words[w] for w in extra_hyps[s].get(u, [])] for u in results})
 
-    def chosen_paths(rescore: Optional[Tuple[Any, Any]] = None) -> Dict[str, Tuple[List[int], np.ndarray]]:
-        out: Dict[str, Tuple[List[int], np.ndarray]] = {}
-        for u, r in results.items():
-            if not r.ok:
-                out[u] = ([], np.zeros(0, dtype=np.int32))
-            elif rescore is not None and r.lattice is not None:
-                p = rescore_nbest(r.lattice, ac, chosen, words, rescore[0], rescore[1], num_paths=options.num_paths)
-                out[u] = (p.words, p.tids)
-            elif r.lattice is not None and chosen != Setting(round(1.0 / ac, 6), 0.0):
-                p = best_path(r.lattice, ac, chosen)
-                out[u] = (p.words, p.tids)
-            else:
-                out[u] = (r.words, r.tids)
-        return out
+    def chosen_paths(rescore: bool = False) -> Dict[str, Tuple[List[int], np.ndarray]]:
+        if options.backend == "k2" and not tune:
+            return streamed["rescored" if rescore else "first"]
+        pair = rescore_pair if rescore else None
+        return {u: _path_of(r, ac, chosen, words, pair, options.num_paths) for u, r in results.items()}
 
     def write_reference_stm() -> None:
         write_stm(cuts, out_dir / "ref.stm", segments=given_stm)
@@ -328,18 +370,11 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         "num_jobs": options.num_jobs,
     }
     summary.update({k: v for k, v in first.items() if not k.endswith("report")})
-    if options.rescore_arpa and options.backend == "k2":
-        from asr_bl.decode.lm import load_arpa
-
-        old_arpa = graph.path / "G.arpa"
-        if not old_arpa.is_file():
-            raise FileNotFoundError(f"{old_arpa}: the graph dir has no first-pass ARPA; rebuild it with "
-                                    f"asr_bl-mkgraph --lm-dir (which copies lm.arpa as G.arpa)")
+    if rescore_pair is not None:
         t0 = time.perf_counter()
-        pair = (load_arpa(old_arpa), load_arpa(options.rescore_arpa))
-        resc = write_outputs(out_dir / "rescored", chosen_paths(rescore=pair))
+        resc = write_outputs(out_dir / "rescored", chosen_paths(rescore=True))
         summary["rescored"] = {k: v for k, v in resc.items() if not k.endswith("report")}
         summary["rescored"]["lm"] = str(options.rescore_arpa)
-        summary["rescored"]["seconds"] = time.perf_counter() - t0
+        summary["rescored"]["seconds"] = time.perf_counter() - t0 + t_rescore
     write_json(out_dir / "summary.json", summary)
     return summary
