@@ -4,7 +4,7 @@
 # Usage: ./run.sh [--stage N] [--stop-stage M] [--swbd DIR --swbd-text DIR --fisher DIR --fisher-text DIR
 #                  --eval2000 DIR --eval2000-text DIR [--num-dev N]] [--corpus-size default|tiny] [--nj N]
 #                 [--num-leaves-tri1 N] [--num-leaves-tri2 N] [--models "PRESET ..."] [--train-conf NAME]
-#                 [--kaldi-check true|false]
+#                 [--kaldi-check dev|all|false]
 #
 # Without LDC directories the recipe builds its embedded default, a synthetic telephone-band
 # conversational corpus, so that every stage runs for real on any machine. With --swbd, stage 0
@@ -27,7 +27,8 @@
 #
 # Decoding (stages 7, 9): k2 lattices on the first-pass trigram graph; the LM weight x insertion
 # penalty is tuned on dev and applied to the test sets; lattices are rescored with the 4-gram.
-# --kaldi-check true also decodes the GMM with Kaldi's decoder (the backends' cross-check).
+# --kaldi-check dev (default) also decodes dev with Kaldi's decoder for the GMM, all: every set
+# (the backends' cross-check: WER and 1-best agreement); false: k2 only.
 # Training (stage 8): conf/train.conf on CPU (width and epochs sized for 2 cores), conf/train_gpu.conf
 # when CUDA is present, conf/train_tiny.conf for --corpus-size tiny; --train-conf NAME overrides.
 # --models: any presets of asr_bl.models (asr_bl-flops all lists them); unknown names are refused
@@ -62,7 +63,7 @@ num_leaves_tri1=
 num_leaves_tri2=
 models="resnet22 bl-resnet22-a4-b1"
 train_conf=
-kaldi_check=true
+kaldi_check=dev
 
 . ./local/parse_options.sh
 
@@ -203,12 +204,13 @@ reference_stm() {  # reference_stm SET: the test sets of eval2000 are scored aga
 best() {  # best KEY SWEEP_JSON: a tuned setting from a dev decode's sweep.json
   $python -c 'import json, sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])' "$1" "$2"
 }
-decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin]: dev with the weight sweep
+decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin [KALDI_SETS]]: dev with the weight sweep
                  # (k2), then the test sets with dev's best LM weight x insertion penalty, rescored
                  # with the 4-gram (k2). The kaldi backend (no lattices, no penalty) decodes every set
-                 # at the k2 dev sweep's best LM weight with penalty 0, into decode_<set>_kaldi;
+                 # of KALDI_SETS at the k2 dev sweep's best LM weight with penalty 0, into decode_<set>_kaldi;
                  # "twin": the k2 test decodes also write their 1-best at that setting (for the comparison).
-  local n=$1 mdir=$2 backend=$3 twin=${4:-} set lmw wip suffix= sets="test_swb test_ch" extra decode_confs=decode
+  local n=$1 mdir=$2 backend=$3 twin=${4:-} kaldi_sets=${5:-dev} set lmw wip suffix= sets="test_swb test_ch" extra
+  local decode_confs=decode
   [ "$n" != 9 ] || decode_confs="decode decode_nnet"
   if [ "$backend" = k2 ]; then
     extra="--rescore-lm exp/lm/fg"
@@ -217,7 +219,7 @@ decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin]: dev with the weight s
     lmw=$(best best_lm_weight "$mdir/decode_dev/sweep.json"); wip=$(best best_wip "$mdir/decode_dev/sweep.json")
     [ -z "$twin" ] || extra="$extra --extra-setting $(best best_wip0 "$mdir/decode_dev/sweep.json"),0"
   else
-    lmw=$(best best_wip0 "$mdir/decode_dev/sweep.json"); wip=0; suffix=_kaldi; sets="dev $sets"; extra=
+    lmw=$(best best_wip0 "$mdir/decode_dev/sweep.json"); wip=0; suffix=_kaldi; sets=$kaldi_sets; extra=
   fi
   for set in $sets; do
     logged "$n" $python -m asr_bl.bin.decode --test-set $set --model-dir "$mdir" --graph-dir $graph \
@@ -241,10 +243,12 @@ fi
 
 if run_stage 7 "decode the tri2 GMM"; then
   need 7 $graph/HCLG.fst exp/lm/fg/lm.arpa
-  if [ "$kaldi_check" = true ]; then
+  if [ "$kaldi_check" != false ]; then
     decode_sets 7 exp/tri2 k2 twin
-    decode_sets 7 exp/tri2 kaldi
-    logged 7 $python local/compare_hyps.py --out exp/tri2/backend_agreement.json exp/tri2/decode_{dev,test_swb,test_ch}
+    if [ "$kaldi_check" = all ]; then check_sets="dev test_swb test_ch"; else check_sets=dev; fi
+    decode_sets 7 exp/tri2 kaldi "" "$check_sets"
+    logged 7 $python local/compare_hyps.py --out exp/tri2/backend_agreement.json \
+      $(for set in $check_sets; do echo exp/tri2/decode_$set; done)
   else
     decode_sets 7 exp/tri2 k2
   fi
