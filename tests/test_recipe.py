@@ -133,9 +133,16 @@ def test_all_stages_on_the_tiny_corpus(tmp_path):
     times = (recipe / "exp" / "log" / "times.tsv").read_text().splitlines()
     assert {line.split("\t")[0] for line in times} == {str(n) for n in range(11)}
 
+    assert_rerun_skips_everything(recipe, ["--corpus-size", "tiny", "--stage", "0"], env)
+
+
+def assert_rerun_skips_everything(recipe: Path, args, env: Dict[str, str]) -> None:
+    """Run run.sh ``args`` again on a finished recipe dir: every stage 0-10 must report its skip, as
+    its own log says (each tool's "skipping" line, run.sh's "stage N: skipped" and no "done in"), and
+    no file under data/ and exp/ may be rewritten, added or removed (mtimes compared)."""
     before = _output_mtimes(recipe)
     assert len(before) > 20
-    second = _run(["--corpus-size", "tiny", "--stage", "0"], cwd=recipe, env=env)
+    second = _run(args, cwd=recipe, env=env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     log = second.stdout + second.stderr
     sections = _stage_sections(second.stdout)

@@ -3,11 +3,10 @@
 references, STM and GLM), from asr_bl-prepare to a WER per Hub5'00 set and the summary, then a
 re-run that skips everything; and the layout errors of a wrong tree, surfaced by run.sh."""
 import json
-import re
 import subprocess
 
 from ldc_tree import build_eval2000_tree, build_ldc_trees, path_without_sph2pipe
-from test_recipe import _copy_recipe, _env, _output_mtimes, _require_kaldi, _run, _stage_sections
+from test_recipe import _copy_recipe, _env, _require_kaldi, _run, assert_rerun_skips_everything
 
 #: Sized for the miniature trees (18 training utterances, 26 s of audio): the tree needs at least one
 #: leaf per phone (38), the network is the smallest preset at conf/train_tiny.conf's width.
@@ -85,27 +84,7 @@ def test_all_stages_on_the_miniature_ldc_trees(tmp_path):
     for name in ("swb", "callhome"):  # 3 scored segments each; the IGNORE_TIME_SEGMENT one is left out
         assert subsets[name]["sentences"] == 3 and subsets[name]["ref_words"] > 0, subsets
 
-    before = _output_mtimes(recipe)
-    assert len(before) > 20
-    second = _run(args, cwd=recipe, env=env)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    log = second.stdout + second.stderr
-    sections = _stage_sections(second.stdout)
-    assert sorted(sections) == list(range(11)), log[-3000:]
-    problems = []
-    for n, text in sorted(sections.items()):
-        if not re.search(r"\bskipping\b", text):
-            problems.append(f"stage {n} did not report a skip")
-        redone = re.findall(r"^.*\b(?:redoing|running \().*$", text, flags=re.M)
-        if redone:
-            problems.append(f"stage {n} redid work: {redone[0].strip()}")
-        if f"[run.sh] stage {n}: skipped" not in text:
-            problems.append(f"run.sh did not log stage {n}'s skip")
-    after = _output_mtimes(recipe)
-    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-    if changed:
-        problems.append(f"the second run rewrote, added or removed {len(changed)} files: {changed[:12]}")
-    assert not problems, "\n".join(problems) + "\n--- second run's log (end):\n" + log[-2500:]
+    assert_rerun_skips_everything(recipe, args, env)
 
 
 def test_wrong_ldc_tree_and_missing_glm_are_named(tmp_path):
