@@ -191,6 +191,27 @@ def test_sweep_and_rescoring_with_the_first_pass_lm_keep_the_1best(toy, decoded)
     assert lp[0] == lp[1]  # seeded sampling: reproducible
 
 
+def test_swept_paths_keep_alignments_and_scores_without_the_lattice(toy, decoded):
+    """Each setting's kept path is the lattice's best path under it (words, alignment, score), so
+    the dev sweep can drop lattices chunk by chunk; rescoring from kept candidates agrees."""
+    from asr_bl.decode.lattice import Setting, best_path, choose_rescored, nbest_candidates, sweep_paths
+
+    graph, _, _, out = decoded
+    lats = {c.id: r.lattice for c, r in zip(toy["cuts"], out["k2"])}
+    settings = [Setting(1.0 / ACWT, 0.0), Setting(6.0, 0.5), Setting(20.0, 1.0)]
+    paths = sweep_paths(lats, ACWT, settings)
+    for st in settings:
+        for u, lat in lats.items():
+            ref = best_path(lat, ACWT, st)
+            assert list(paths[st][u].words) == ref.words and np.array_equal(paths[st][u].tids, ref.tids)
+            assert paths[st][u].score(st) == pytest.approx(ref.score, abs=1e-3)
+    g = load_arpa(toy["dir"] / "graph" / "G.arpa")
+    for u, lat in list(lats.items())[:4]:
+        cands = nbest_candidates(lat, ACWT, settings[0], num_paths=20, extra=[paths[st][u] for st in settings])
+        for st in settings:  # the LM swapped for itself: every setting's own 1-best wins
+            assert choose_rescored(cands, st, graph.words, g, g).words == list(paths[st][u].words)
+
+
 def _wav(path, seconds=1.0, rate=8000, channels=1, data=None):
     rng = np.random.default_rng(0)
     x = data if data is not None else (0.01 * rng.standard_normal((int(seconds * rate), channels))).astype(np.float32)
@@ -348,6 +369,18 @@ def test_decode_cli_skips_a_finished_decode_and_writes_extra_settings(toy, tmp_p
         assert main(args + ["--force"]) == 0
     assert "decode: redoing (--force)" in caplog.text
     assert (out / "hyp.txt").stat().st_mtime_ns != mtimes[out / "hyp.txt"]
+
+    # the dev sweep (lattices dropped per chunk) picks a setting; decoding at it gives the same output,
+    # and rescoring with the first-pass LM itself changes nothing
+    tuned = tmp_path / "tuned"
+    assert main(args[:-6] + ["--out-dir", str(tuned), "--rescore-lm", str(d / "lm3")]) == 0
+    best = json.loads((tuned / "sweep.json").read_text())
+    again = tmp_path / "again"
+    assert main(args[:-6] + ["--out-dir", str(again), "--lm-weight", str(best["best_lm_weight"]),
+                             "--wip", str(best["best_wip"])]) == 0
+    for name in ("hyp.txt", "hyp.ctm"):
+        assert (tuned / name).read_text() == (again / name).read_text()
+    assert (tuned / "rescored" / "hyp.txt").read_text() == (tuned / "hyp.txt").read_text()
 
     # --stm: the given STM's segments of the decoded recordings are the CTM's references
     ref = (out / "ref.stm").read_text().splitlines()

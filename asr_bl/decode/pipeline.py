@@ -15,7 +15,10 @@ What :func:`decode_set` writes to its output dir (a Kaldi-style decode dir)::
     summary.json     backend, beams, setting, frames, times, real-time factors, WERs
 
 Settings. With ``lm_weight``/``wip`` given (test sets: the values tuned on dev) they are used;
-otherwise, with references, the best setting of the sweep on this set is chosen (dev). The kaldi
+otherwise, with references, the best setting of the sweep on this set is chosen (dev). No lattice
+outlives its chunk of utterances: the sweep keeps each setting's best path (and, with rescoring,
+each utterance's n-best, sampled at the search's scale plus every setting's 1-best), so a dev
+decode's memory is one chunk of lattices, like a test set's. The kaldi
 backend keeps no lattice: its one setting is LM weight = 1 / acoustic scale (a given
 ``lm_weight`` becomes the search's acoustic scale), penalty 0.
 """
@@ -33,7 +36,16 @@ from asr_bl.decode.acoustic import LikelihoodSource
 from asr_bl.decode.ctm import ctm_entries
 from asr_bl.decode.decoders import DecoderConfig, DecodeResult, KaldiDecoder, make_decoder
 from asr_bl.decode.graph import GraphDir
-from asr_bl.decode.lattice import Setting, best_path, rescore_nbest, sweep
+from asr_bl.decode.lattice import (
+    Candidate,
+    Setting,
+    best_path,
+    choose_rescored,
+    nbest_candidates,
+    rescore_nbest,
+    sweep,
+    sweep_paths,
+)
 from asr_bl.io import Pathlike, write_json, write_text
 
 logger = logging.getLogger(__name__)
@@ -211,17 +223,21 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
             decoder.keep_lattices = keep_lattices
     refs = references(cuts)
     words = graph.words
-    # A set decoded at a given setting needs no lattice after its own chunk: its 1-best, rescored
-    # path and extra settings are taken right away and the lattice is dropped, so memory stays
-    # bounded by one chunk. Only the dev sweep keeps every lattice (it chooses the setting first).
+    # No lattice outlives its chunk, so memory stays bounded by one chunk of lattices. At a given
+    # setting the 1-best, rescored path and extra settings are taken right away. The dev sweep keeps
+    # instead every setting's best path (words, alignment, scores) and, for rescoring, each
+    # utterance's n-best candidates; the setting is chosen after the last chunk.
     tune = options.backend == "k2" and refs is not None and options.lm_weight is None
+    settings = [Setting(lw, p) for lw in options.lm_weights for p in options.wips] if tune else []
     fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
                     options.wip if options.wip is not None else 0.0)
     extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings] if options.backend == "k2" else []
     rescore_pair = _rescoring_lms(graph, options) if options.backend == "k2" else None
     streamed: Dict[str, Dict[str, Tuple[List[int], np.ndarray]]] = {"first": {}, "rescored": {}}
     extra_hyps: Dict[Setting, Dict[str, List[int]]] = {s: {} for s in extra}
-    t_paths = t_rescore = 0.0
+    swept: Dict[Setting, Dict[str, Candidate]] = {s: {} for s in settings + extra}
+    candidates: Dict[str, List[Candidate]] = {}
+    t_paths = t_rescore = t_sweep = 0.0
     results: Dict[str, DecodeResult] = {}
     t_like = t_search = 0.0
     frames = 0
@@ -239,9 +255,21 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
             t_search += secs
             for c, r in zip(part, res):
                 results[c.id] = r
-            if options.backend == "k2" and not tune:
+            chunk_lattices = {c.id: r.lattice for c, r in zip(part, res) if r.ok and r.lattice is not None}
+            if tune:
                 t0 = time.perf_counter()
-                chunk_lattices = {c.id: r.lattice for c, r in zip(part, res) if r.ok and r.lattice is not None}
+                for st, paths in sweep_paths(chunk_lattices, ac, list(swept)).items():
+                    swept[st].update(paths)
+                t1 = time.perf_counter()
+                if rescore_pair is not None:  # sampled at the search's own scale, as Kaldi's lattice-to-nbest
+                    sample_at = Setting(round(1.0 / ac, 6), 0.0)
+                    for u, lat in chunk_lattices.items():
+                        candidates[u] = nbest_candidates(lat, ac, sample_at, options.num_paths,
+                                                         extra=[swept[st][u] for st in settings])
+                t_rescore += time.perf_counter() - t1
+                t_sweep += t1 - t0
+            elif options.backend == "k2":
+                t0 = time.perf_counter()
                 for st, hyps in sweep(chunk_lattices, ac, extra).items() if extra else ():
                     extra_hyps[st].update(hyps)
                 for c, r in zip(part, res):
@@ -252,14 +280,14 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                         streamed["rescored"][c.id] = _path_of(r, ac, fixed, words, rescore_pair, options.num_paths)
                 t_rescore += time.perf_counter() - t1
                 t_paths += t1 - t0
-                for r in res:
-                    r.lattice = None
+            for r in res:
+                r.lattice = None
             bar.update(len(part))
     finally:
         bar.close()
         if pool is not None:
             pool.close()
-    t_total = time.perf_counter() - t_start - t_paths - t_rescore
+    t_total = time.perf_counter() - t_start - t_paths - t_rescore - t_sweep
 
     failures = [(u, r) for u, r in input_failures]
     failures += [(u, "no surviving token: no path reached a final state within the beam (scored as all deletions)")
@@ -277,43 +305,44 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
 
     # Settings: the sweep (k2, references, no fixed setting) or the given one.
     sweep_report: Dict[str, Any] = {}
-    t_sweep = 0.0
     chosen = fixed
-    lattices = {u: r.lattice for u, r in results.items() if r.ok and r.lattice is not None}
     if tune:
-        settings = [Setting(lw, p) for lw in options.lm_weights for p in options.wips]
         t0 = time.perf_counter()
-        hyps_by = sweep(lattices, ac, settings)
         reports = {}
-        for s in settings:
-            hyp = {u: [words[w] for w in hyps_by[s].get(u, [])] for u in refs}
-            write_setting_hyps(s, hyp)
-            reports[s] = score_texts(hyp, refs, speakers=speakers, subsets=options.subsets or None,
-                                     vocab=vocab, glm=glm)
+        for st in settings:
+            hyp = {u: [words[w] for w in swept[st][u].words] if u in swept[st] else [] for u in refs}
+            write_setting_hyps(st, hyp)
+            reports[st] = score_texts(hyp, refs, speakers=speakers, subsets=options.subsets or None,
+                                      vocab=vocab, glm=glm)
         from asr_bl.scoring import best_setting
 
         chosen = best_setting(reports)
-        sweep_report = {str(s): {"lm_weight": s.lm_weight, "wip": s.wip, "wer": reports[s].overall.wer}
-                        for s in settings}
-        best0 = best_setting({s: r for s, r in reports.items() if s.wip == 0.0}) if 0.0 in options.wips else None
+        sweep_report = {str(st): {"lm_weight": st.lm_weight, "wip": st.wip, "wer": reports[st].overall.wer}
+                        for st in settings}
+        best0 = best_setting({st: r for st, r in reports.items() if st.wip == 0.0}) if 0.0 in options.wips else None
         write_json(out_dir / "sweep.json", {"best": str(chosen), "best_lm_weight": chosen.lm_weight,
                                             "best_wip": chosen.wip,
                                             "best_wip0": None if best0 is None else best0.lm_weight,
                                             "settings": sweep_report})
-        t_sweep = time.perf_counter() - t0
+        t_sweep += time.perf_counter() - t0
         logger.info("sweep: best %s, WER %.2f%% (%d settings, %.0f s)", chosen, reports[chosen].overall.wer,
                     len(settings), t_sweep)
-
-    if extra and tune:
-        extra_hyps = sweep(lattices, ac, extra)
-    for s in extra:
-        write_setting_hyps(s, {u: [words[w] for w in extra_hyps[s].get(u, [])] for u in results})
+        extra_hyps = {st: {u: list(c.words) for u, c in swept[st].items()} for st in extra}
+    for st in extra:
+        write_setting_hyps(st, {u: [words[w] for w in extra_hyps[st].get(u, [])] for u in results})
 
     def chosen_paths(rescore: bool = False) -> Dict[str, Tuple[List[int], np.ndarray]]:
         if options.backend == "k2" and not tune:
             return streamed["rescored" if rescore else "first"]
-        pair = rescore_pair if rescore else None
-        return {u: _path_of(r, ac, chosen, words, pair, options.num_paths) for u, r in results.items()}
+        if tune:
+            empty = ([], np.zeros(0, dtype=np.int32))
+            if rescore:
+                assert rescore_pair is not None
+                picked = {u: choose_rescored(c, chosen, words, *rescore_pair) for u, c in candidates.items()}
+                return {u: (picked[u].words, picked[u].tids) if u in picked else empty for u in results}
+            return {u: (list(swept[chosen][u].words), swept[chosen][u].tids) if u in swept[chosen] else empty
+                    for u in results}
+        return {u: _path_of(r, ac, chosen, words) for u, r in results.items()}  # kaldi: its own 1-best
 
     def write_reference_stm() -> None:
         write_stm(cuts, out_dir / "ref.stm", segments=given_stm)
