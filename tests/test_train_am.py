@@ -182,6 +182,22 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(corpus, straight, tmp_path):
     assert [strip(x) for x in straight_metrics] == [strip(x) for x in resumed_metrics]
 
 
+def test_linear_schedule_anneals_every_step(corpus, tmp_path):
+    """--lr-schedule linear: the rate falls within each epoch (the paper's schedule is flat there)."""
+    from asr_bl.train.config import TrainConfig
+
+    cfg = TrainConfig(epochs=2, lr_schedule="linear", final_lr_fraction=0.1)
+    assert [cfg.step_lr_factor(g, 10) for g in (0, 10, 20, 30)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    assert TrainConfig().step_lr_factor(5, 10) is None
+    out = tmp_path / "linear"
+    result = _cli(_args(corpus, out, "--lr-schedule", "linear", "--final-lr-fraction", "0.1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    base = 0.3 * 100 / 512
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(lrs) == 2 and base > lrs[0] > lrs[1] and lrs[1] < 0.5 * base
+    assert json.loads((out / "config.json").read_text())["config"]["lr_schedule"] == "linear"
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(corpus, tmp_path):
     one = tmp_path / "one"

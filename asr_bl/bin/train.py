@@ -47,6 +47,9 @@ _HELP = {
     "nesterov": "Nesterov momentum (the paper's)",
     "weight_decay": "L2 weight decay",
     "clip_grad_norm": "clip the gradient norm to this",
+    "lr_schedule": "paper (constant, then --lr-decay per epoch from --halve-from-epoch) or linear (per step, "
+                   "down to --final-lr-fraction of the lr at the last step)",
+    "final_lr_fraction": "the linear schedule's last lr, as a fraction of the lr",
     "halve_from_epoch": "multiply the lr by --lr-decay every epoch from this (1-based) epoch on",
     "lr_decay": "per-epoch lr factor from --halve-from-epoch on",
     "batch_frames": "global labelled frames per optimiser step (all processes and accumulation steps)",
@@ -76,7 +79,7 @@ _HELP = {
 
 
 def get_parser() -> argparse.ArgumentParser:
-    from asr_bl.train.config import LR_SCALINGS, TrainConfig
+    from asr_bl.train.config import LR_SCALINGS, LR_SCHEDULES, TrainConfig
 
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__.split("\n\n")[0],
@@ -90,6 +93,8 @@ def get_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif f.name == "lr_scaling":
             parser.add_argument(flag, choices=LR_SCALINGS, default=default, help=help_text)
+        elif f.name == "lr_schedule":
+            parser.add_argument(flag, choices=LR_SCHEDULES, default=default, help=help_text)
         elif f.name == "mp_context":
             parser.add_argument(flag, choices=("spawn", "forkserver"), default=default, help=help_text)
         elif f.name == "model":

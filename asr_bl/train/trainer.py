@@ -545,6 +545,10 @@ def train_one_epoch(run_: "_Run", loader, epoch: int) -> Dict[str, float]:
                 f"non-finite loss ({step_loss}) at global step {st.global_step + 1} (epoch {epoch + 1}, step "
                 f"{st.step_in_epoch + 1} of the epoch); stopped before updating the weights, nothing written "
                 f"after the last good checkpoint {kept}; lower --lr or check the inputs, then rerun with --resume")
+        factor = cfg.step_lr_factor(st.global_step, _steps_estimate(run_.data, cfg))
+        if factor is not None:
+            for group in run_.optimizer.param_groups:
+                group["lr"] = cfg.scaled_lr() * factor
         run_.scaler.unscale_(run_.optimizer)
         grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm))
         run_.scaler.step(run_.optimizer)
