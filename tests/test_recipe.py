@@ -125,7 +125,7 @@ def test_all_stages_on_the_tiny_corpus(tmp_path):
             wer = row["wer"][s]
             assert 0 <= wer["first_pass"] <= 200 and 0 <= wer["rescored"] <= 200, (name, s, wer)
     assert rows["bl-resnet22-a4-b1"]["gmacs"] < rows["resnet22"]["gmacs"]
-    assert set(results["backends"]) == {"dev"}  # --kaldi-check dev, the default
+    assert set(results["backends"]) == {"dev", "test_swb", "test_ch"}  # --kaldi-check all, the default
     assert all(b["utterances"] > 0 for b in results["backends"].values())
     assert (recipe / "exp" / "wer_vs_macs.png").read_bytes()[:4] == b"\x89PNG"
     table = (recipe / "exp" / "RESULTS.md").read_text()

@@ -323,6 +323,7 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         write_json(out_dir / "sweep.json", {"best": str(chosen), "best_lm_weight": chosen.lm_weight,
                                             "best_wip": chosen.wip,
                                             "best_wip0": None if best0 is None else best0.lm_weight,
+                                            "search_lm_weight": round(1.0 / ac, 6),
                                             "settings": sweep_report})
         t_sweep += time.perf_counter() - t0
         logger.info("sweep: best %s, WER %.2f%% (%d settings, %.0f s)", chosen, reports[chosen].overall.wer,

@@ -27,8 +27,8 @@
 #
 # Decoding (stages 7, 9): k2 lattices on the first-pass trigram graph; the LM weight x insertion
 # penalty is tuned on dev and applied to the test sets; lattices are rescored with the 4-gram.
-# --kaldi-check dev (default) also decodes dev with Kaldi's decoder for the GMM, all: every set
-# (the backends' cross-check: WER and 1-best agreement); false: k2 only.
+# --kaldi-check all (default) also decodes every set with Kaldi's decoder for the GMM, at the k2
+# search's own scale (the backends' cross-check: WER and 1-best agreement); dev: dev only; false: k2 only.
 # Training (stage 8): conf/train.conf on CPU (width and epochs sized for 2 cores), conf/train_gpu.conf
 # when CUDA is present, conf/train_tiny.conf for --corpus-size tiny; --train-conf NAME overrides.
 # --models: any presets of asr_bl.models (asr_bl-flops all lists them); unknown names are refused
@@ -63,7 +63,7 @@ num_leaves_tri1=
 num_leaves_tri2=
 models="resnet22 bl-resnet22-a4-b1"
 train_conf=
-kaldi_check=dev
+kaldi_check=all
 
 . ./local/parse_options.sh
 
@@ -207,8 +207,9 @@ best() {  # best KEY SWEEP_JSON: a tuned setting from a dev decode's sweep.json
 decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin [KALDI_SETS]]: dev with the weight sweep
                  # (k2), then the test sets with dev's best LM weight x insertion penalty, rescored
                  # with the 4-gram (k2). The kaldi backend (no lattices, no penalty) decodes every set
-                 # of KALDI_SETS at the k2 dev sweep's best LM weight with penalty 0, into decode_<set>_kaldi;
-                 # "twin": the k2 test decodes also write their 1-best at that setting (for the comparison).
+                 # of KALDI_SETS at the k2 search's own scale (LM weight 1/acwt, penalty 0), into
+                 # decode_<set>_kaldi: the same search, so the two 1-bests can be compared; "twin": the
+                 # k2 test decodes also write their 1-best at that setting.
   local n=$1 mdir=$2 backend=$3 twin=${4:-} kaldi_sets=${5:-dev} set lmw wip suffix= sets="test_swb test_ch" extra
   local decode_confs=decode
   [ "$n" != 9 ] || decode_confs="decode decode_nnet"
@@ -217,9 +218,9 @@ decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin [KALDI_SETS]]: dev with
     logged "$n" $python -m asr_bl.bin.decode --test-set dev --model-dir "$mdir" --graph-dir $graph \
       --out-dir "$mdir/decode_dev" --backend k2 --num-jobs "$nj" --glm "$glm" --no-progress $extra $(conf $decode_confs)
     lmw=$(best best_lm_weight "$mdir/decode_dev/sweep.json"); wip=$(best best_wip "$mdir/decode_dev/sweep.json")
-    [ -z "$twin" ] || extra="$extra --extra-setting $(best best_wip0 "$mdir/decode_dev/sweep.json"),0"
+    [ -z "$twin" ] || extra="$extra --extra-setting $(best search_lm_weight "$mdir/decode_dev/sweep.json"),0"
   else
-    lmw=$(best best_wip0 "$mdir/decode_dev/sweep.json"); wip=0; suffix=_kaldi; sets=$kaldi_sets; extra=
+    lmw=$(best search_lm_weight "$mdir/decode_dev/sweep.json"); wip=0; suffix=_kaldi; sets=$kaldi_sets; extra=
   fi
   for set in $sets; do
     logged "$n" $python -m asr_bl.bin.decode --test-set $set --model-dir "$mdir" --graph-dir $graph \
