@@ -68,13 +68,16 @@ def model_row(name: str, mdir: Path, kind: str) -> Dict[str, Any]:
 
 
 def k2_wer_at(decode_dir: Path, lm_weight: float) -> Optional[float]:
-    """k2's WER at ``lm_weight`` and penalty 0 (the Kaldi backend's setting): from the dev sweep, or
-    the decode's own WER when that was its setting; None when neither has it."""
+    """k2's WER at ``lm_weight`` and penalty 0 (the Kaldi backend's setting): from the dev sweep, a
+    test set's extra setting, or the decode's own WER when that was its setting; else None."""
     sweep = read_json(decode_dir / "sweep.json")
     for st in (sweep or {}).get("settings", {}).values():
         if float(st["lm_weight"]) == lm_weight and float(st["wip"]) == 0.0:
             return st["wer"]
     summary = read_json(decode_dir / "summary.json") or {}
+    for st in summary.get("extra_settings", {}).values():  # a test set's --extra-setting
+        if float(st["lm_weight"]) == lm_weight and float(st["wip"]) == 0.0:
+            return st["wer"]
     setting = summary.get("setting", {})
     if setting.get("lm_weight") == lm_weight and setting.get("wip") == 0.0:
         return summary.get("ctm_wer", summary.get("wer"))

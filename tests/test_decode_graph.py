@@ -359,6 +359,8 @@ def test_decode_cli_skips_a_finished_decode_and_writes_extra_settings(toy, tmp_p
     assert main(args) == 0
     extra = out / "sweep" / "lmwt_12_wip_0.txt"
     assert len(extra.read_text().splitlines()) == len(toy["cuts"])
+    scored = json.loads((out / "summary.json").read_text())["extra_settings"]["lmwt12_wip0"]
+    assert 0 <= scored["wer"] <= 100 and scored["lm_weight"] == 12
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     with caplog.at_level("INFO"):
         assert main(args) == 0

@@ -329,8 +329,14 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         logger.info("sweep: best %s, WER %.2f%% (%d settings, %.0f s)", chosen, reports[chosen].overall.wer,
                     len(settings), t_sweep)
         extra_hyps = {st: {u: list(c.words) for u, c in swept[st].items()} for st in extra}
+    extra_report: Dict[str, Any] = {}
     for st in extra:
-        write_setting_hyps(st, {u: [words[w] for w in extra_hyps[st].get(u, [])] for u in results})
+        hyp = {u: [words[w] for w in extra_hyps[st].get(u, [])] for u in results}
+        write_setting_hyps(st, hyp)
+        if refs is not None:  # utterance-level WER, as the sweep's
+            rep = score_texts({u: hyp.get(u, []) for u in refs}, refs, speakers=speakers,
+                              subsets=options.subsets or None, vocab=vocab, glm=glm)
+            extra_report[str(st)] = {"lm_weight": st.lm_weight, "wip": st.wip, "wer": rep.overall.wer}
 
     def chosen_paths(rescore: bool = False) -> Dict[str, Tuple[List[int], np.ndarray]]:
         if options.backend == "k2" and not tune:
@@ -399,6 +405,8 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                 "total": t_total / max(frames * frame_shift, 1e-9)},
         "num_jobs": options.num_jobs,
     }
+    if extra_report:
+        summary["extra_settings"] = extra_report
     summary.update({k: v for k, v in first.items() if not k.endswith("report")})
     if rescore_pair is not None:
         t0 = time.perf_counter()
