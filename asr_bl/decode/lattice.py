@@ -125,14 +125,15 @@ def sweep_paths(lattices: Dict[str, Any], acoustic_scale: float,
             rs = best.arcs.shape().row_splits(1).tolist()
             rs2 = best.arcs.shape().row_splits(2).tolist()
             aux = best.aux_labels
-            per_arc = aux.remove_values_leq(0).tolist() if isinstance(aux, k2.RaggedTensor) else aux.tolist()
+            ragged = isinstance(aux, k2.RaggedTensor)
+            per_arc = aux.remove_values_leq(0).tolist() if ragged else aux.tolist()
             tids = best.tids.cpu().numpy().astype(np.int32)
             labels = best.labels.cpu().numpy()
             am_best = best.raw_am_scores.to(torch.float64).cpu().numpy()
             graph_best = best.graph_scores.to(torch.float64).cpu().numpy()
             for b, u in enumerate(part):
                 a0, a1 = rs2[rs[b]], rs2[rs[b + 1]]
-                if isinstance(aux, k2.RaggedTensor):
+                if ragged:
                     words = tuple(w for arc in per_arc[a0:a1] for w in arc)
                 else:
                     words = tuple(int(w) for w in per_arc[a0:a1] if w > 0)

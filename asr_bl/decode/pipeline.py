@@ -43,7 +43,6 @@ from asr_bl.decode.lattice import (
     choose_rescored,
     nbest_candidates,
     rescore_nbest,
-    sweep,
     sweep_paths,
 )
 from asr_bl.io import Pathlike, write_json, write_text
@@ -229,12 +228,12 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
     # utterance's n-best candidates; the setting is chosen after the last chunk.
     tune = options.backend == "k2" and refs is not None and options.lm_weight is None
     settings = [Setting(lw, p) for lw in options.lm_weights for p in options.wips] if tune else []
-    fixed = Setting(options.lm_weight if options.lm_weight is not None else round(1.0 / ac, 6),
+    search_setting = Setting(round(1.0 / ac, 6), 0.0)  # the search's own scale, no penalty
+    fixed = Setting(options.lm_weight if options.lm_weight is not None else search_setting.lm_weight,
                     options.wip if options.wip is not None else 0.0)
     extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings] if options.backend == "k2" else []
     rescore_pair = _rescoring_lms(graph, options) if options.backend == "k2" else None
     streamed: Dict[str, Dict[str, Tuple[List[int], np.ndarray]]] = {"first": {}, "rescored": {}}
-    extra_hyps: Dict[Setting, Dict[str, List[int]]] = {s: {} for s in extra}
     swept: Dict[Setting, Dict[str, Candidate]] = {s: {} for s in settings + extra}
     candidates: Dict[str, List[Candidate]] = {}
     t_paths = t_rescore = t_sweep = 0.0
@@ -262,16 +261,15 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
                     swept[st].update(paths)
                 t1 = time.perf_counter()
                 if rescore_pair is not None:  # sampled at the search's own scale, as Kaldi's lattice-to-nbest
-                    sample_at = Setting(round(1.0 / ac, 6), 0.0)
                     for u, lat in chunk_lattices.items():
-                        candidates[u] = nbest_candidates(lat, ac, sample_at, options.num_paths,
+                        candidates[u] = nbest_candidates(lat, ac, search_setting, options.num_paths,
                                                          extra=[swept[st][u] for st in settings])
                 t_rescore += time.perf_counter() - t1
                 t_sweep += t1 - t0
             elif options.backend == "k2":
                 t0 = time.perf_counter()
-                for st, hyps in sweep(chunk_lattices, ac, extra).items() if extra else ():
-                    extra_hyps[st].update(hyps)
+                for st, paths in sweep_paths(chunk_lattices, ac, extra).items() if extra else ():
+                    swept[st].update(paths)
                 for c, r in zip(part, res):
                     streamed["first"][c.id] = _path_of(r, ac, fixed, words)
                 t1 = time.perf_counter()
@@ -303,6 +301,13 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         write_text(out_dir / "sweep" / f"lmwt_{s.lm_weight:g}_wip_{s.wip:g}.txt",
                    "".join(f"{c.id} {' '.join(hyp.get(c.id, []))}".rstrip() + "\n" for c in cuts))
 
+    def setting_hyps(st: Setting, utts: Sequence[str]) -> Dict[str, List[str]]:
+        return {u: [words[w] for w in swept[st][u].words] if u in swept[st] else [] for u in utts}
+
+    def setting_report(hyp: Dict[str, List[str]]) -> Any:
+        assert refs is not None
+        return score_texts(hyp, refs, speakers=speakers, subsets=options.subsets or None, vocab=vocab, glm=glm)
+
     # Settings: the sweep (k2, references, no fixed setting) or the given one.
     sweep_report: Dict[str, Any] = {}
     chosen = fixed
@@ -310,10 +315,9 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         t0 = time.perf_counter()
         reports = {}
         for st in settings:
-            hyp = {u: [words[w] for w in swept[st][u].words] if u in swept[st] else [] for u in refs}
+            hyp = setting_hyps(st, list(refs))
             write_setting_hyps(st, hyp)
-            reports[st] = score_texts(hyp, refs, speakers=speakers, subsets=options.subsets or None,
-                                      vocab=vocab, glm=glm)
+            reports[st] = setting_report(hyp)
         from asr_bl.scoring import best_setting
 
         chosen = best_setting(reports)
@@ -323,19 +327,17 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
         write_json(out_dir / "sweep.json", {"best": str(chosen), "best_lm_weight": chosen.lm_weight,
                                             "best_wip": chosen.wip,
                                             "best_wip0": None if best0 is None else best0.lm_weight,
-                                            "search_lm_weight": round(1.0 / ac, 6),
+                                            "search_lm_weight": search_setting.lm_weight,
                                             "settings": sweep_report})
         t_sweep += time.perf_counter() - t0
         logger.info("sweep: best %s, WER %.2f%% (%d settings, %.0f s)", chosen, reports[chosen].overall.wer,
                     len(settings), t_sweep)
-        extra_hyps = {st: {u: list(c.words) for u, c in swept[st].items()} for st in extra}
     extra_report: Dict[str, Any] = {}
     for st in extra:
-        hyp = {u: [words[w] for w in extra_hyps[st].get(u, [])] for u in results}
+        hyp = setting_hyps(st, list(results))
         write_setting_hyps(st, hyp)
         if refs is not None:  # utterance-level WER, as the sweep's
-            rep = score_texts({u: hyp.get(u, []) for u in refs}, refs, speakers=speakers,
-                              subsets=options.subsets or None, vocab=vocab, glm=glm)
+            rep = setting_report({u: hyp.get(u, []) for u in refs})
             extra_report[str(st)] = {"lm_weight": st.lm_weight, "wip": st.wip, "wer": rep.overall.wer}
 
     def chosen_paths(rescore: bool = False) -> Dict[str, Tuple[List[int], np.ndarray]]:
