@@ -3,10 +3,13 @@
 Two builds of the same seed are made: one through the library with 2 processes, one through the
 CLI with 1 process, so "same seed = identical corpus" also covers order independence.
 """
+import dataclasses
+import glob
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -231,6 +234,27 @@ def test_resume_after_interruption(corpus_again):
 def test_refuses_to_mix_settings(corpus_again):
     with pytest.raises(ValueError, match="different seed"):
         build_corpus(corpus_again, size="tiny", seed=5, num_jobs=1)
+
+
+def test_changed_test_channel_renders_only_test_ch_again(corpus, tmp_path):
+    """Recalibrating test_ch's channel keeps every other conversation's files as they are."""
+    src, _ = corpus
+    out = str(tmp_path / "synth")
+    shutil.copytree(src, out, symlinks=True)
+    tiny = SIZES["tiny"]
+    config = dataclasses.replace(tiny, ch_channel=dataclasses.replace(tiny.ch_channel, snr_db=(30.0, 40.0)))
+    stamps = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(out, "audio", "*", "*"))}
+    summary = build_corpus(out, size="tiny", seed=0, num_jobs=1, config=config)
+    assert summary["build"]["conversations_rendered"] == summary["parts"]["test_ch"]["conversations"] > 0
+    for path, stamp in stamps.items():
+        redone = os.stat(path).st_mtime_ns != stamp
+        assert redone == (os.sep + "test_ch" + os.sep in path), path
+    snrs = [s.custom["snr_db"] for s in _load(out, "test_ch")[1]]
+    assert min(snrs) >= 30.0
+    for part in ("train", "dev", "test_swb"):  # the manifests name the copy's audio, the rest is equal
+        (recs_a, sups_a), (recs_b, sups_b) = _load(src, part), _load(out, part)
+        assert [(r.id, r.num_samples) for r in recs_a] == [(r.id, r.num_samples) for r in recs_b]
+        assert [s.to_dict() for s in sups_a] == [s.to_dict() for s in sups_b]
 
 
 def test_no_engine_is_a_clear_error():

@@ -411,7 +411,14 @@ def _write_manifests(plan: Dict, out_dir: str) -> Dict[str, Dict]:
 
 
 def _check_plan(out_dir: str, plan: Dict) -> None:
-    """Refuse to resume into a directory planned with other settings (mixing would be silent)."""
+    """Reconcile ``out_dir`` with this run's plan before rendering.
+
+    A directory planned with another seed or plan version is refused (nothing of it could be kept;
+    mixing would be silent). When only the configuration (or the TTS engines) changed, the
+    conversations whose own plan changed lose their audio and sidecar and are rendered again; every
+    other conversation is kept as it is (each is a function of its plan and the seed alone), so
+    recalibrating test_ch's channel does not re-render training.
+    """
     path = os.path.join(out_dir, "plan.json")
     plan = json.loads(json.dumps(plan))  # tuples -> lists, as they come back from the file
     if not os.path.exists(path):
@@ -419,14 +426,32 @@ def _check_plan(out_dir: str, plan: Dict) -> None:
         return
     with open(path) as f:
         old = json.load(f)
-    for key in ("version", "config", "seed", "engines"):
+    for key in ("version", "seed"):
         if old.get(key) != plan.get(key):
             raise ValueError(
                 f"{out_dir} holds a corpus planned with a different {key} ({old.get(key)!r} vs {plan.get(key)!r}); "
                 f"use another --out-dir, or delete {out_dir} to rebuild it"
             )
-    if old != plan:
-        raise ValueError(f"{path} differs from this run's plan (another code version?); delete {out_dir} to rebuild")
+    if old == plan:
+        return
+    old_convs = {c["conversation_id"]: c for c in old.get("conversations", [])}
+    new_ids = {c["conversation_id"] for c in plan["conversations"]}
+    stale = [c for c in plan["conversations"] if old_convs.get(c["conversation_id"]) != c]
+    dropped = [c for cid, c in old_convs.items() if cid not in new_ids]
+    for conv in stale + dropped:
+        cplan = ConversationPlan.from_dict(conv)
+        # The sidecar first: its presence marks a finished conversation.
+        for file in (sidecar_path(out_dir, cplan), audio_path(out_dir, cplan)):
+            if os.path.exists(file):
+                os.remove(file)
+    changed = sorted(k for k in set(old.get("config", {})) | set(plan["config"])
+                     if old.get("config", {}).get(k) != plan["config"].get(k))
+    if old.get("engines") != plan.get("engines"):
+        changed.append("TTS engines")
+    logger.warning("%s was planned with other settings (%s): %d of %d conversations are rendered again, "
+                   "%d removed, the rest kept", out_dir, ", ".join(changed) or "plan code",
+                   len(stale), len(plan["conversations"]), len(dropped))
+    write_if_changed(path, json.dumps(plan))  # last: an interrupted run finds the same difference again
 
 
 def corpus_outputs(out_dir: str, plan_conversations: Sequence[Dict]) -> List[str]:
@@ -446,7 +471,8 @@ def build_corpus(out_dir: str, size: str = "default", seed: int = 0, num_jobs: i
 
     Skipped, returning the recorded summary, when ``out_dir/done.json`` records a finished build
     with the same configuration, seed and TTS engines and every output is unchanged (``force``
-    redoes it: finished conversations are still reused).
+    redoes it: finished conversations are still reused). A directory planned with another
+    configuration keeps every conversation whose own plan is unchanged and renders the others again.
     """
     if config is None:
         if size not in SIZES:
