@@ -59,9 +59,9 @@ def safe_torch_load(path: Pathlike) -> Any:
     """
     # The vision package's reader already implements the torch-1.13 fallback (an opcode scan that
     # admits only tensor-rebuilding globals); one implementation for the whole library.
-    from asr_bl.vision.checkpoint import _read
+    from asr_bl.vision.checkpoint import read_checkpoint
 
-    return _read(Path(path), trust_pickle=False)
+    return read_checkpoint(path, trust_pickle=False)
 
 
 def get_rng_state() -> Dict[str, Any]:

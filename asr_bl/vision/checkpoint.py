@@ -16,7 +16,7 @@ from typing import IO, Any, Dict, List, Mapping, Union
 import torch
 from torch import nn
 
-__all__ = ["CheckpointMismatchError", "load_official", "save_official", "strip_prefix"]
+__all__ = ["CheckpointMismatchError", "load_official", "read_checkpoint", "save_official", "strip_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,10 @@ def _disallowed_globals(path: Path) -> List[str]:
     })
 
 
-def _read(path: Path, trust_pickle: bool) -> Any:
+def read_checkpoint(path: PathLike, trust_pickle: bool = False) -> Any:
+    """``torch.load`` on CPU that, unless ``trust_pickle``, unpickles only tensors, numbers, strings
+    and containers (on torch 1.13 too); raises ``RuntimeError`` naming the other globals found."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (or is not a file)")
     if trust_pickle:
@@ -137,7 +140,7 @@ def load_official(
             naming them.
     """
     path = Path(path)
-    checkpoint = _read(path, trust_pickle)
+    checkpoint = read_checkpoint(path, trust_pickle)
     extras: Dict[str, Any] = {}
     if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
         state_dict = checkpoint["state_dict"]
