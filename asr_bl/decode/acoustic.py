@@ -27,14 +27,11 @@ import numpy as np
 import torch
 
 from asr_bl.io import Pathlike
+from asr_bl.train.model_dir import ModelDirError  # one error for every kind of model dir
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["LikelihoodSource", "GmmSource", "NetworkSource", "load_source", "ModelDirError", "stacked_gmm"]
-
-
-class ModelDirError(ValueError):
-    """A model dir is missing a file (or its priors)."""
 
 
 class LikelihoodSource:
@@ -134,13 +131,10 @@ class NetworkSource(LikelihoodSource):
 
     def __init__(self, model_dir: Pathlike, device: str = "cpu") -> None:
         from asr_bl.train import load_model_dir
-        from asr_bl.train.model_dir import ModelDirError as TrainModelDirError
 
         self.model_dir = Path(model_dir)
         try:
             self.model = load_model_dir(self.model_dir, device=device)
-        except TrainModelDirError as e:  # the trainer's own message names the file and what is wrong
-            raise ModelDirError(str(e)) from e
         except FileNotFoundError as e:
             raise ModelDirError(f"{self.model_dir}: {e}; a network dir needs its checkpoint, card and priors "
                                 f"(pdf counts from the alignment dir)") from e

@@ -48,8 +48,9 @@ TREE_NAME = "tree"
 CARD_FORMAT = "asr_bl.train.model_dir/1"
 
 
-class ModelDirError(RuntimeError):
-    """A model directory is incomplete, inconsistent or unsafe to load."""
+class ModelDirError(ValueError):
+    """A model directory (a trained network's, or a GMM's for decoding) is incomplete,
+    inconsistent or unsafe to load; the message names the file and the fix."""
 
 
 @dataclass
