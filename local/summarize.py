@@ -70,17 +70,13 @@ def model_row(name: str, mdir: Path, kind: str) -> Dict[str, Any]:
 def k2_wer_at(decode_dir: Path, lm_weight: float) -> Optional[float]:
     """k2's WER at ``lm_weight`` and penalty 0 (the Kaldi backend's setting): from the dev sweep, a
     test set's extra setting, or the decode's own WER when that was its setting; else None."""
-    sweep = read_json(decode_dir / "sweep.json")
-    for st in (sweep or {}).get("settings", {}).values():
-        if float(st["lm_weight"]) == lm_weight and float(st["wip"]) == 0.0:
-            return st["wer"]
     summary = read_json(decode_dir / "summary.json") or {}
-    for st in summary.get("extra_settings", {}).values():  # a test set's --extra-setting
-        if float(st["lm_weight"]) == lm_weight and float(st["wip"]) == 0.0:
+    own = dict(summary.get("setting", {}), wer=summary.get("ctm_wer", summary.get("wer")))
+    scored = [*((read_json(decode_dir / "sweep.json") or {}).get("settings", {}).values()),
+              *summary.get("extra_settings", {}).values(), own]  # the sweep, --extra-setting, its own
+    for st in scored:
+        if st.get("lm_weight") is not None and float(st["lm_weight"]) == lm_weight and float(st.get("wip", -1)) == 0.0:
             return st["wer"]
-    setting = summary.get("setting", {})
-    if setting.get("lm_weight") == lm_weight and setting.get("wip") == 0.0:
-        return summary.get("ctm_wer", summary.get("wer"))
     return None
 
 

@@ -160,6 +160,11 @@ def _rescoring_lms(graph: GraphDir, options: DecodeOptions) -> Optional[Tuple[An
     return load_arpa(old_arpa), load_arpa(options.rescore_arpa)
 
 
+def search_setting_of(ac: float) -> Setting:
+    """The setting the search itself scores at: LM weight 1 / acoustic scale, no penalty."""
+    return Setting(round(1.0 / ac, 6), 0.0)
+
+
 def _path_of(r: DecodeResult, ac: float, setting: Setting, words: Sequence[str],
              rescore: Optional[Tuple[Any, Any]] = None, num_paths: int = 100) -> Tuple[List[int], np.ndarray]:
     """One utterance's (word ids, transition ids) at ``setting``: the search's own best path, the
@@ -169,7 +174,7 @@ def _path_of(r: DecodeResult, ac: float, setting: Setting, words: Sequence[str],
     if rescore is not None and r.lattice is not None:
         p = rescore_nbest(r.lattice, ac, setting, words, rescore[0], rescore[1], num_paths=num_paths)
         return p.words, p.tids
-    if r.lattice is not None and setting != Setting(round(1.0 / ac, 6), 0.0):
+    if r.lattice is not None and setting != search_setting_of(ac):
         p = best_path(r.lattice, ac, setting)
         return p.words, p.tids
     return r.words, r.tids
@@ -228,7 +233,7 @@ def decode_set(cuts: Sequence[Any], source: LikelihoodSource, graph: GraphDir, o
     # utterance's n-best candidates; the setting is chosen after the last chunk.
     tune = options.backend == "k2" and refs is not None and options.lm_weight is None
     settings = [Setting(lw, p) for lw in options.lm_weights for p in options.wips] if tune else []
-    search_setting = Setting(round(1.0 / ac, 6), 0.0)  # the search's own scale, no penalty
+    search_setting = search_setting_of(ac)
     fixed = Setting(options.lm_weight if options.lm_weight is not None else search_setting.lm_weight,
                     options.wip if options.wip is not None else 0.0)
     extra = [Setting(float(lw), float(p)) for lw, p in options.extra_settings] if options.backend == "k2" else []
