@@ -81,16 +81,26 @@ def k2_wer_at(decode_dir: Path, lm_weight: float) -> Optional[float]:
 
 
 def stage_times(times_tsv: Path) -> Dict[str, float]:
-    """Seconds per stage: for each command its last run that did work, summed per stage."""
-    last: Dict[tuple, float] = {}
+    """Wall seconds per stage: for each command its last run that did work; commands that ran side
+    by side (run.sh's in_parallel) count once, from their start and end times (older rows without
+    them are summed)."""
+    last: Dict[tuple, tuple] = {}
     if times_tsv.is_file():
         for line in times_tsv.read_text().splitlines():
             parts = line.split("\t")
-            if len(parts) == 4 and parts[2] == "done":
-                last[(parts[0], parts[3])] = float(parts[1])
+            if len(parts) in (4, 6) and parts[2] == "done":
+                span = (float(parts[4]), float(parts[5])) if len(parts) == 6 else None
+                last[(parts[0], parts[3])] = (float(parts[1]), span)
+    per_stage: Dict[str, List[tuple]] = {}
+    for (stage, _), run in last.items():
+        per_stage.setdefault(stage, []).append(run)
     out: Dict[str, float] = {}
-    for (stage, _), secs in last.items():
-        out[stage] = out.get(stage, 0.0) + secs
+    for stage, runs in per_stage.items():
+        out[stage] = sum(secs for secs, span in runs if span is None)
+        end = float("-inf")
+        for start, stop in sorted(span for _, span in runs if span is not None):  # union of the intervals
+            out[stage] += max(0.0, stop - max(start, end))
+            end = max(end, stop)
     return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 

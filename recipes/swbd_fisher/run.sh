@@ -29,10 +29,13 @@
 # penalty is tuned on dev and applied to the test sets; lattices are rescored with the 4-gram.
 # --kaldi-check all (default) also decodes every set with Kaldi's decoder for the GMM, at the k2
 # search's own scale (the backends' cross-check: WER and 1-best agreement); dev: dev only; false: k2 only.
+# A k2 decode searches on one core, so up to --nj of them run side by side: the test sets of stage 7,
+# the networks of stage 9 (each network's sets one after the other, which bounds the memory).
 # Training (stage 8): conf/train.conf on CPU (width and epochs sized for 2 cores), conf/train_gpu.conf
 # when CUDA is present, conf/train_tiny.conf for --corpus-size tiny; --train-conf NAME overrides.
 # --models: any presets of asr_bl.models (asr_bl-flops all lists them); unknown names are refused
-# before any stage runs. Per-stage times go to exp/log/times.tsv and into the summary.
+# before any stage runs. Per-stage times go to exp/log/times.tsv (stage, seconds, done|skipped, command,
+# start and end epoch seconds) and into the summary (wall time: commands side by side count once).
 #
 # The tools' defaults are the library's; conf/*.conf (fbank, gmm_common, gmm_mono, gmm_tri) holds
 # only what this recipe sets differently. Every stage keeps a record of its arguments and of its
@@ -90,15 +93,15 @@ conf() {  # conf NAME...: the --option=value lines of conf/NAME.conf, comments d
 logged() {  # logged N CMD...: run CMD, tee its output to exp/log/stage<N>.log, fail on error;
             # then log whether the tool skipped (its "<step>: skipping, ..." line) or did the work.
   local n=$1; shift
-  local t0=$SECONDS out
-  out=$(mktemp)
+  local t0=$SECONDS start out
+  start=$(date +%s); out=$(mktemp)
   "$@" 2>&1 | tee -a "exp/log/stage$n.log" "$out"
   if grep -q ': skipping, ' "$out" && ! grep -qE ': (redoing|running)[ ,]' "$out"; then
     log "stage $n: skipped ($*: up to date)" | tee -a "exp/log/stage$n.log"
-    printf '%s\t%s\tskipped\t%s\n' "$n" "$((SECONDS - t0))" "$*" >> exp/log/times.tsv
+    printf '%s\t%s\tskipped\t%s\t%s\t%s\n' "$n" "$((SECONDS - t0))" "$*" "$start" "$(date +%s)" >> exp/log/times.tsv
   else
     log "stage $n: done in $((SECONDS - t0)) s" | tee -a "exp/log/stage$n.log"
-    printf '%s\t%s\tdone\t%s\n' "$n" "$((SECONDS - t0))" "$*" >> exp/log/times.tsv
+    printf '%s\t%s\tdone\t%s\t%s\t%s\n' "$n" "$((SECONDS - t0))" "$*" "$start" "$(date +%s)" >> exp/log/times.tsv
   fi
   rm -f "$out"
 }
@@ -204,12 +207,24 @@ reference_stm() {  # reference_stm SET: the test sets of eval2000 are scored aga
 best() {  # best KEY SWEEP_JSON: a tuned setting from a dev decode's sweep.json
   $python -c 'import json, sys; print(json.load(open(sys.argv[2]))[sys.argv[1]])' "$1" "$2"
 }
+in_parallel() {  # in_parallel FUNC ARG...: FUNC ARG for each ARG, at most $nj at a time, in the background
+                 # (a k2 decode searches on one core, so on 2 cores two decodes side by side halve the wall
+                 # time); waits for all of them and fails when any failed. Their log lines interleave.
+  local func=$1 arg pid rc=0 pids=(); shift
+  for arg in "$@"; do
+    if [ "${#pids[@]}" -ge "$nj" ]; then wait "${pids[0]}" || rc=1; pids=("${pids[@]:1}"); fi
+    "$func" "$arg" & pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  [ "$rc" = 0 ] || { echo "ERROR: a decode run side by side failed; its output is above and in exp/log" >&2; exit 1; }
+}
 decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin [KALDI_SETS]]: dev with the weight sweep
                  # (k2), then the test sets with dev's best LM weight x insertion penalty, rescored
-                 # with the 4-gram (k2). The kaldi backend (no lattices, no penalty) decodes every set
-                 # of KALDI_SETS at the k2 search's own scale (LM weight 1/acwt, penalty 0), into
-                 # decode_<set>_kaldi: the same search, so the two 1-bests can be compared; "twin": the
-                 # k2 test decodes also write their 1-best at that setting.
+                 # with the 4-gram (k2), side by side unless set_jobs=1. The kaldi backend (no lattices,
+                 # no penalty; its own --num-jobs processes) decodes every set of KALDI_SETS at the k2
+                 # search's own scale (LM weight 1/acwt, penalty 0), into decode_<set>_kaldi, one set after
+                 # the other: the same search, so the two 1-bests can be compared; "twin": the k2 test
+                 # decodes also write their 1-best at that setting.
   local n=$1 mdir=$2 backend=$3 twin=${4:-} kaldi_sets=${5:-dev} set lmw wip suffix= sets="test_swb test_ch" extra
   local decode_confs=decode
   [ "$n" != 9 ] || decode_confs="decode decode_nnet"
@@ -222,11 +237,18 @@ decode_sets() {  # decode_sets N MODEL_DIR BACKEND [twin [KALDI_SETS]]: dev with
   else
     lmw=$(best search_lm_weight "$mdir/decode_dev/sweep.json"); wip=0; suffix=_kaldi; sets=$kaldi_sets; extra=
   fi
-  for set in $sets; do
-    logged "$n" $python -m asr_bl.bin.decode --test-set $set --model-dir "$mdir" --graph-dir $graph \
-      --out-dir "$mdir/decode_$set$suffix" --backend "$backend" --num-jobs "$nj" --glm "$glm" --no-progress \
-      --lm-weight "$lmw" --wip "$wip" $extra $(reference_stm $set) $(conf $decode_confs)
-  done
+  decode_one() {  # decode_one SET: one test set at the setting chosen above
+    logged "$n" $python -m asr_bl.bin.decode --test-set "$1" --model-dir "$mdir" --graph-dir $graph \
+      --out-dir "$mdir/decode_$1$suffix" --backend "$backend" --num-jobs "$nj" --glm "$glm" --no-progress \
+      --lm-weight "$lmw" --wip "$wip" $extra $(reference_stm "$1") $(conf $decode_confs)
+  }
+  if [ "$backend" = k2 ] && [ "${set_jobs:-$nj}" -gt 1 ]; then in_parallel decode_one $sets
+  else for set in $sets; do decode_one "$set"; done; fi
+}
+decode_network() {  # decode_network PRESET: stage 9 for one trained network, its sets one after the other
+                    # (the networks themselves decode side by side: two at a time bound the memory)
+  local set_jobs=1
+  decode_sets 9 "exp/am_$1" k2
 }
 
 if run_stage 6 "n-gram LMs and the decoding graph"; then
@@ -268,10 +290,8 @@ fi
 
 if run_stage 9 "decode the networks: $models"; then
   need 9 $graph/HCLG.fst exp/lm/fg/lm.arpa
-  for m in $models; do
-    need 9 "exp/am_$m/model.pt"
-    decode_sets 9 "exp/am_$m" k2
-  done
+  for m in $models; do need 9 "exp/am_$m/model.pt"; done
+  in_parallel decode_network $models
 fi
 
 if run_stage 10 "summary"; then
