@@ -93,16 +93,16 @@ conf() {  # conf NAME...: the --option=value lines of conf/NAME.conf, comments d
 logged() {  # logged N CMD...: run CMD, tee its output to exp/log/stage<N>.log, fail on error;
             # then log whether the tool skipped (its "<step>: skipping, ..." line) or did the work.
   local n=$1; shift
-  local t0=$SECONDS start out
+  local start end status out
   start=$(date +%s); out=$(mktemp)
   "$@" 2>&1 | tee -a "exp/log/stage$n.log" "$out"
+  end=$(date +%s)
   if grep -q ': skipping, ' "$out" && ! grep -qE ': (redoing|running)[ ,]' "$out"; then
-    log "stage $n: skipped ($*: up to date)" | tee -a "exp/log/stage$n.log"
-    printf '%s\t%s\tskipped\t%s\t%s\t%s\n' "$n" "$((SECONDS - t0))" "$*" "$start" "$(date +%s)" >> exp/log/times.tsv
+    status=skipped; log "stage $n: skipped ($*: up to date)" | tee -a "exp/log/stage$n.log"
   else
-    log "stage $n: done in $((SECONDS - t0)) s" | tee -a "exp/log/stage$n.log"
-    printf '%s\t%s\tdone\t%s\t%s\t%s\n' "$n" "$((SECONDS - t0))" "$*" "$start" "$(date +%s)" >> exp/log/times.tsv
+    status=done; log "stage $n: done in $((end - start)) s" | tee -a "exp/log/stage$n.log"
   fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$((end - start))" "$status" "$*" "$start" "$end" >> exp/log/times.tsv
   rm -f "$out"
 }
 install_if_changed() {  # install_if_changed SRC DST: copy (atomically) only when the content differs,
